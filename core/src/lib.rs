@@ -1,1 +1,16 @@
-//! placeholder
+//! What the producer and the consumer share: configuration, the Kafka adapter, shutdown and
+//! metrics. Nothing here knows about intervals or the WFM.
+//!
+//! Layout:
+//! - [`config`]: the TOML file of CONTRACT section 3, `ACD_BRIDGE__…` overrides, secret files.
+//! - [`kafka`]: librdkafka clients built from the configuration, topic creation, the codec with
+//!   its schema-registry seam.
+//! - [`metrics`]: counters and gauges rendered as Prometheus text.
+//! - [`shutdown`]: one cancellation token, fired by SIGINT or SIGTERM.
+
+pub mod config;
+pub mod kafka;
+pub mod metrics;
+pub mod shutdown;
+
+pub use config::{Config, ConfigError, Secret};

@@ -288,8 +288,8 @@ pub fn contacts(body: &[u8], now: Millis) -> Result<Vec<Contact>, Vec<FieldError
         let queue_name = item.text(&mut e, "queueName");
         let is_outbound = item.boolean(&mut e, "isOutbound");
         let outcome = match item.get("outcome") {
-            Some(Value::String(s)) if s == "HANDLED" => Some(Outcome::HANDLED),
-            Some(Value::String(s)) if s == "ABANDONED" => Some(Outcome::ABANDONED),
+            Some(Value::String(s)) if s == "HANDLED" => Some(Outcome::Handled),
+            Some(Value::String(s)) if s == "ABANDONED" => Some(Outcome::Abandoned),
             None => {
                 e.push(item.index, &item.field("outcome"), "is required");
                 None
@@ -302,7 +302,7 @@ pub fn contacts(body: &[u8], now: Millis) -> Result<Vec<Contact>, Vec<FieldError
         let arrived = item.time(&mut e, "arrivedUtc");
         let ended = item.time(&mut e, "endedUtc");
         let delay = item.number(&mut e, "queueDelaySec", None);
-        let handled = outcome == Some(Outcome::HANDLED);
+        let handled = outcome == Some(Outcome::Handled);
         let talk = item.number(&mut e, "talkSec", if handled { None } else { Some(0.0) });
         let hold = item.number(&mut e, "holdSec", if handled { None } else { Some(0.0) });
         let work = item.number(&mut e, "workSec", if handled { None } else { Some(0.0) });
@@ -310,8 +310,8 @@ pub fn contacts(body: &[u8], now: Millis) -> Result<Vec<Contact>, Vec<FieldError
         let agent_id = item.text(&mut e, "agentId");
         let party = match item.get("party") {
             None => Some(None),
-            Some(Value::String(s)) if s == "RIGHT" => Some(Some(Party::RIGHT)),
-            Some(Value::String(s)) if s == "WRONG" => Some(Some(Party::WRONG)),
+            Some(Value::String(s)) if s == "RIGHT" => Some(Some(Party::Right)),
+            Some(Value::String(s)) if s == "WRONG" => Some(Some(Party::Wrong)),
             Some(other) => {
                 e.push(item.index, &item.field("party"), format!("must be RIGHT, WRONG or null, is {other}"));
                 None
@@ -322,7 +322,7 @@ pub fn contacts(body: &[u8], now: Millis) -> Result<Vec<Contact>, Vec<FieldError
                 e.push(item.index, &item.field("endedUtc"), "must not be before arrivedUtc");
             }
         }
-        if outcome == Some(Outcome::ABANDONED) {
+        if outcome == Some(Outcome::Abandoned) {
             for (name, v) in [("talkSec", talk), ("holdSec", hold), ("workSec", work)] {
                 if v.unwrap_or(0.0) != 0.0 {
                     e.push(item.index, &item.field(name), "an abandoned contact has no talk, hold or work time");
@@ -345,7 +345,7 @@ pub fn contacts(body: &[u8], now: Millis) -> Result<Vec<Contact>, Vec<FieldError
             queue_value: queue_value.unwrap_or_default(),
             queue_name: queue_name.unwrap_or_default(),
             is_outbound: is_outbound.unwrap_or_default(),
-            outcome: outcome.unwrap_or(Outcome::HANDLED),
+            outcome: outcome.unwrap_or(Outcome::Handled),
             arrived_utc: arrived.unwrap_or_default(),
             ended_utc: ended.unwrap_or_default(),
             queue_delay_sec: delay.unwrap_or_default(),
@@ -436,7 +436,7 @@ pub fn interval_report(body: &[u8], minutes: u32) -> Result<Vec<IntervalRow>, Ve
             active: q.count(&mut e, "active", Some(0)).unwrap_or_default(),
         };
         if e.0.len() == before {
-            rows.push((RowKind::QUEUE, Some(row), None, None));
+            rows.push((RowKind::Queue, Some(row), None, None));
         }
     }
     for q in data.list(&mut e, "agentQueueReport", false) {
@@ -458,7 +458,7 @@ pub fn interval_report(body: &[u8], minutes: u32) -> Result<Vec<IntervalRow>, Ve
             active: q.count(&mut e, "active", Some(0)).unwrap_or_default(),
         };
         if e.0.len() == before {
-            rows.push((RowKind::AGENT_QUEUE, None, Some(row), None));
+            rows.push((RowKind::AgentQueue, None, Some(row), None));
         }
     }
     for a in data.list(&mut e, "agentSystemPerformanceReport", false) {
@@ -471,7 +471,7 @@ pub fn interval_report(body: &[u8], minutes: u32) -> Result<Vec<IntervalRow>, Ve
             login_time: a.number(&mut e, "loginTime", None).unwrap_or_default(),
         };
         if e.0.len() == before {
-            rows.push((RowKind::AGENT_PERFORMANCE, None, None, Some(row)));
+            rows.push((RowKind::AgentPerformance, None, None, Some(row)));
         }
     }
     let Some((start_date, end_date)) = interval else {

@@ -28,18 +28,18 @@ impl AgentState {
 
 /// HANDLED or ABANDONED.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[allow(clippy::upper_case_acronyms)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Outcome {
-    HANDLED,
-    ABANDONED,
+    Handled,
+    Abandoned,
 }
 
 /// Right or wrong party reached (outbound contacts).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[allow(clippy::upper_case_acronyms)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Party {
-    RIGHT,
-    WRONG,
+    Right,
+    Wrong,
 }
 
 /// `acd.contact.v1`: one finished contact.
@@ -74,11 +74,11 @@ impl Contact {
 
 /// Which of the three intraday lists a pre-aggregated row belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[allow(clippy::upper_case_acronyms)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum RowKind {
-    QUEUE,
-    AGENT_QUEUE,
-    AGENT_PERFORMANCE,
+    Queue,
+    AgentQueue,
+    AgentPerformance,
 }
 
 /// `acd.interval.v1`: one row of an ACD-computed intraday report.
@@ -143,11 +143,11 @@ impl AgentActivity {
 
 /// The connection state of an ACD connector or of the WFM.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[allow(clippy::upper_case_acronyms)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ConnectionState {
-    CONNECTED,
-    DEGRADED,
-    DISCONNECTED,
+    Connected,
+    Degraded,
+    Disconnected,
 }
 
 /// `acd.connector-status.v1`.

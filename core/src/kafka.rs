@@ -1,0 +1,146 @@
+//! The Kafka adapter: librdkafka clients built from the configuration, topic creation, and the
+//! Avro codec wired to a schema registry when `kafka.schema_registry_url` is set.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use acd_schemas::{Codec, Framing, Stream};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::producer::FutureProducer;
+
+use crate::config::Config;
+
+/// What can go wrong talking to Kafka or the schema registry.
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaError {
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error(transparent)]
+    Config(#[from] crate::ConfigError),
+    #[error("creating topic {topic}: {message}")]
+    CreateTopic { topic: String, message: String },
+    #[error("schema registry: {0}")]
+    Registry(String),
+}
+
+/// The base client configuration: brokers and every passed-through property.
+pub fn client_config(cfg: &Config) -> Result<ClientConfig, KafkaError> {
+    let mut cc = ClientConfig::new();
+    cc.set("bootstrap.servers", &cfg.kafka.brokers);
+    for (k, v) in cfg.kafka_properties()? {
+        cc.set(k, v);
+    }
+    Ok(cc)
+}
+
+/// An idempotent producer (`acks=all`), tuned for many small records.
+pub fn producer(cfg: &Config) -> Result<FutureProducer, KafkaError> {
+    let mut cc = client_config(cfg)?;
+    cc.set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .set("compression.type", "lz4")
+        .set("batch.num.messages", "10000")
+        .set("queue.buffering.max.messages", "1000000")
+        // Give up on a record after 5 minutes; ingest answers 503 long before.
+        .set("message.timeout.ms", "300000");
+    Ok(cc.create()?)
+}
+
+/// Creates every topic of `names` that is missing, with `kafka.partitions` and
+/// `kafka.replication_factor`. Existing topics are left as they are.
+pub async fn ensure_topics(cfg: &Config, names: &[&str]) -> Result<(), KafkaError> {
+    let admin: AdminClient<DefaultClientContext> = client_config(cfg)?.create()?;
+    let topics: Vec<NewTopic> = names
+        .iter()
+        .map(|n| NewTopic::new(n, cfg.kafka.partitions, TopicReplication::Fixed(cfg.kafka.replication_factor)))
+        .collect();
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    for result in admin.create_topics(&topics, &opts).await? {
+        match result {
+            Ok(_) => {}
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => return Err(KafkaError::CreateTopic { topic, message: code.to_string() }),
+        }
+    }
+    Ok(())
+}
+
+/// The codec for this configuration: single-object encoding, or Confluent wire format with the
+/// current schemas registered under `<topic>-value`.
+pub async fn codec(cfg: &Config) -> Result<Arc<Codec>, KafkaError> {
+    let url = cfg.kafka.schema_registry_url.trim_end_matches('/');
+    if url.is_empty() {
+        return Ok(Arc::new(Codec::new(Framing::SingleObject)));
+    }
+    let registry = Registry::new(url);
+    let topics = cfg.topics.inputs();
+    let mut ids = HashMap::new();
+    let mut known = Vec::new();
+    for (stream, topic) in Stream::ALL.into_iter().zip(topics) {
+        let id = registry.register(&format!("{topic}-value"), stream.schema_text()).await?;
+        ids.insert(stream, id);
+        known.push((id, stream.schema_text()));
+    }
+    let codec = Codec::new(Framing::Confluent(ids));
+    for (id, text) in known {
+        codec.learn_schema_id(id, text).map_err(|e| KafkaError::Registry(e.to_string()))?;
+    }
+    Ok(Arc::new(codec))
+}
+
+/// A Confluent-compatible schema registry.
+#[derive(Clone)]
+pub struct Registry {
+    url: String,
+    http: reqwest::Client,
+}
+
+impl Registry {
+    /// A client for the registry at `url`.
+    pub fn new(url: &str) -> Registry {
+        Registry {
+            url: url.trim_end_matches('/').to_string(),
+            http: reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("http client"),
+        }
+    }
+
+    /// Registers (or finds) `schema` under `subject`, returning its id.
+    pub async fn register(&self, subject: &str, schema: &str) -> Result<u32, KafkaError> {
+        let body = serde_json::json!({ "schema": schema });
+        let resp = self
+            .http
+            .post(format!("{}/subjects/{subject}/versions", self.url))
+            .header("Content-Type", "application/vnd.schemaregistry.v1+json")
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| KafkaError::Registry(e.to_string()))?;
+        let status = resp.status();
+        let json: serde_json::Value = resp.json().await.map_err(|e| KafkaError::Registry(e.to_string()))?;
+        json.get("id")
+            .and_then(serde_json::Value::as_u64)
+            .map(|id| id as u32)
+            .ok_or_else(|| KafkaError::Registry(format!("registering {subject}: {status} {json}")))
+    }
+
+    /// Fetches schema `id` and teaches it to `codec`.
+    pub async fn learn(&self, codec: &Codec, id: u32) -> Result<(), KafkaError> {
+        let resp = self
+            .http
+            .get(format!("{}/schemas/ids/{id}", self.url))
+            .send()
+            .await
+            .map_err(|e| KafkaError::Registry(e.to_string()))?;
+        let json: serde_json::Value = resp.json().await.map_err(|e| KafkaError::Registry(e.to_string()))?;
+        let text = json
+            .get("schema")
+            .and_then(serde_json::Value::as_str)
+            .ok_or_else(|| KafkaError::Registry(format!("schema id {id}: {json}")))?;
+        codec.learn_schema_id(id, text).map_err(|e| KafkaError::Registry(e.to_string()))
+    }
+}
