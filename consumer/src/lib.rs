@@ -1,1 +1,97 @@
-//! placeholder
+//! The consumer side of acd-bridge: Kafka in, WFM API out, exactly as counted.
+//!
+//! Layout:
+//! - [`pipeline`]: the consumer-group loop: poll a batch, decode, deduplicate, deliver,
+//!   checkpoint, then commit offsets. It never commits an offset past work that is neither
+//!   delivered nor checkpointed.
+//! - [`seen`]: which agent states were already forwarded (pure).
+//! - [`classify`] and [`retry`]: what an HTTP outcome means, and how long to wait.
+//! - [`wfm`]: the WFM API client with its token life cycle.
+//! - [`checkpoint`]: the sled seam; [`dlq`]: the dead-letter topic; [`admin`]: `/healthz`,
+//!   `/readyz`, `/metrics`, `/status`.
+
+pub mod admin;
+pub mod checkpoint;
+pub mod classify;
+pub mod dlq;
+pub mod pipeline;
+pub mod retry;
+pub mod seen;
+pub mod wfm;
+
+use acd_core::config::Config;
+use acd_core::metrics::Registry;
+use tokio_util::sync::CancellationToken;
+
+/// Errors that stop `consume`.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsumerError {
+    /// A configuration the WFM disagrees with: exit status 2.
+    #[error("{0}")]
+    Refused(String),
+    #[error(transparent)]
+    Kafka(#[from] acd_core::kafka::KafkaError),
+    #[error("kafka: {0}")]
+    Client(#[from] rdkafka::error::KafkaError),
+    #[error(transparent)]
+    Store(#[from] checkpoint::StoreError),
+    #[error(transparent)]
+    Wfm(#[from] wfm::WfmError),
+    #[error("admin listener {addr}: {source}")]
+    Listen { addr: String, source: std::io::Error },
+}
+
+/// Runs `acd-bridge consume` until `shutdown`.
+pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), ConsumerError> {
+    let listener = tokio::net::TcpListener::bind(&cfg.consumer.admin_listen)
+        .await
+        .map_err(|source| ConsumerError::Listen { addr: cfg.consumer.admin_listen.clone(), source })?;
+    serve(cfg, listener, shutdown).await
+}
+
+/// [`run`] with an admin listener the caller bound.
+pub async fn serve(
+    cfg: Config,
+    listener: tokio::net::TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), ConsumerError> {
+    let metrics = Registry::default();
+    let wfm = wfm::WfmClient::new(&cfg.wfm, metrics.clone());
+    check_details(&cfg, &wfm, &shutdown).await?;
+    let mut topics: Vec<&str> = cfg.topics.inputs().to_vec();
+    topics.push(&cfg.topics.dlq);
+    acd_core::kafka::ensure_topics(&cfg, &topics).await?;
+    let pipeline = pipeline::Pipeline::new(cfg.clone(), wfm, metrics.clone(), shutdown.clone()).await?;
+    let admin = admin::spawn(listener, pipeline.board(), metrics, shutdown.clone());
+    let result = pipeline.run().await;
+    shutdown.cancel();
+    let _ = admin.await;
+    result
+}
+
+/// Refuses to run when the WFM counts intervals of another length. A WFM that cannot be reached
+/// is waited for (with backoff), since that is an outage, not a misconfiguration.
+async fn check_details(cfg: &Config, wfm: &wfm::WfmClient, shutdown: &CancellationToken) -> Result<(), ConsumerError> {
+    let mut schedule = retry::Schedule::new(std::time::Duration::from_millis(200), std::time::Duration::from_secs(30));
+    loop {
+        match wfm.details().await {
+            Ok(d) if d.interval_minutes != cfg.interval.minutes => {
+                return Err(ConsumerError::Refused(format!(
+                    "configuration: interval.minutes: is {}, but the WFM counts {}-minute intervals (details of acdId {:?})",
+                    cfg.interval.minutes, d.interval_minutes, d.acd_id
+                )));
+            }
+            Ok(d) => {
+                tracing::info!(acd_id = %d.acd_id, interval_minutes = d.interval_minutes, paradigm = %d.paradigm, "WFM details checked");
+                return Ok(());
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "WFM details not available yet; retrying");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(schedule.next(None)) => {}
+                }
+            }
+        }
+    }
+}

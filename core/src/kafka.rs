@@ -54,8 +54,22 @@ pub fn producer(cfg: &Config) -> Result<FutureProducer, KafkaError> {
 /// Creates every topic of `names` that is missing, with `kafka.partitions` and
 /// `kafka.replication_factor`. Existing topics are left as they are.
 pub async fn ensure_topics(cfg: &Config, names: &[&str]) -> Result<(), KafkaError> {
-    let admin: AdminClient<DefaultClientContext> = client_config(cfg)?.create()?;
-    let topics: Vec<NewTopic> = names
+    let admin: Arc<AdminClient<DefaultClientContext>> = Arc::new(client_config(cfg)?.create()?);
+    // Ask first: clusters that forbid CreateTopics still work when the topics exist.
+    let a = admin.clone();
+    let existing: Vec<String> = tokio::task::spawn_blocking(move || {
+        a.inner()
+            .fetch_metadata(None, Duration::from_secs(30))
+            .map(|m| m.topics().iter().filter(|t| t.error().is_none()).map(|t| t.name().to_string()).collect())
+    })
+    .await
+    .expect("metadata task")?;
+    let missing: Vec<&str> = names.iter().copied().filter(|n| !existing.iter().any(|e| e == n)).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    tracing::info!(topics = ?missing, "creating missing topics");
+    let topics: Vec<NewTopic> = missing
         .iter()
         .map(|n| NewTopic::new(n, cfg.kafka.partitions, TopicReplication::Fixed(cfg.kafka.replication_factor)))
         .collect();

@@ -1,0 +1,85 @@
+//! The checkpoint store, a thin seam over sled.
+//!
+//! sled makes a write durable only at `flush()`, and its `Batch` is atomic but not durable on
+//! its own. This seam offers one write operation, [`Checkpoints::commit`]: every key of a batch
+//! applied atomically and flushed to disk before it returns, so the caller may then commit the
+//! Kafka offsets that the batch describes. Nothing else in the crate touches sled.
+
+use std::path::Path;
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+#[error("checkpoint store: {0}")]
+pub struct StoreError(#[from] sled::Error);
+
+/// One write: a value, or `None` to delete the key.
+pub type Write = (Vec<u8>, Option<Vec<u8>>);
+
+/// The store.
+#[derive(Clone)]
+pub struct Checkpoints {
+    db: sled::Db,
+}
+
+impl Checkpoints {
+    /// Opens (or creates) the store in `dir`.
+    pub fn open(dir: &Path) -> Result<Checkpoints, StoreError> {
+        let db = sled::Config::new().path(dir).cache_capacity(64 * 1024 * 1024).mode(sled::Mode::HighThroughput).open()?;
+        Ok(Checkpoints { db })
+    }
+
+    /// Every key under `prefix`, in key order.
+    pub fn scan(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        self.db
+            .scan_prefix(prefix)
+            .map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(StoreError::from))
+            .collect()
+    }
+
+    /// One key.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.db.get(key)?.map(|v| v.to_vec()))
+    }
+
+    /// Applies `writes` atomically and flushes them to disk.
+    pub fn commit(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        let mut batch = sled::Batch::default();
+        for (k, v) in writes {
+            match v {
+                Some(v) => batch.insert(k, v),
+                None => batch.remove(k),
+            }
+        }
+        self.db.apply_batch(batch)?;
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+/// The key of a partition's next offset.
+pub fn offset_key(topic: &str, partition: i32) -> Vec<u8> {
+    format!("offset/{topic}/{partition}").into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commits_survive_reopening() {
+        let dir = std::env::temp_dir().join(format!("acd-ckpt-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        {
+            let c = Checkpoints::open(&dir).unwrap();
+            c.commit(vec![(b"a/1".to_vec(), Some(b"x".to_vec())), (b"a/2".to_vec(), Some(b"y".to_vec()))]).unwrap();
+            c.commit(vec![(b"a/1".to_vec(), None)]).unwrap();
+        }
+        let c = Checkpoints::open(&dir).unwrap();
+        assert_eq!(c.scan(b"a/").unwrap(), vec![(b"a/2".to_vec(), b"y".to_vec())]);
+        drop(c);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -1,0 +1,514 @@
+//! The consumer-group loop for agent states.
+//!
+//! One round: collect up to a few batches of records (the first one waits; the rest come within
+//! `agent_state_linger_ms`), decode, drop the states already forwarded, post the new ones to the
+//! WFM in Kafka order in requests of at most `agent_state_batch`, then write the dedup buckets and
+//! the next offsets in one flushed checkpoint, then commit the offsets to Kafka.
+//!
+//! While a call waits to be retried, the assigned partitions are paused and the consumer keeps
+//! polling, so it stays in its group however long the WFM is away. A rebalance (eager protocol:
+//! every partition is revoked) abandons the round: nothing of it is committed, the dedup state is
+//! reloaded from the last checkpoint, and the partitions are read again from the committed
+//! offsets by whoever owns them now. Delivery is therefore at least once; a state is sent twice
+//! only when a crash or rebalance falls between the WFM's answer and the checkpoint.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use acd_core::config::Config;
+use acd_core::kafka::Registry as SchemaRegistry;
+use acd_core::metrics::Registry;
+use acd_schemas::records::AgentState;
+use acd_schemas::time::{format_millis, now_millis};
+use acd_schemas::wfm::{AgentStateJson, AgentStateList};
+use acd_schemas::{Codec, CodecError, Stream};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use tokio_util::sync::CancellationToken;
+
+use crate::admin::{Board, PartitionStatus, SharedBoard};
+use crate::checkpoint::{offset_key, Checkpoints};
+use crate::classify::{classify, Outcome};
+use crate::dlq::{DeadLetter, DeadLetters};
+use crate::retry::Schedule;
+use crate::seen::Seen;
+use crate::wfm::{truncate, Answer, WfmClient};
+use crate::ConsumerError;
+
+/// Counts rebalances so that a round can tell it was overtaken by one.
+struct Ctx {
+    generation: Arc<AtomicU64>,
+}
+
+impl ClientContext for Ctx {}
+
+impl ConsumerContext for Ctx {
+    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            self.generation.fetch_add(1, Ordering::SeqCst);
+            tracing::info!(partitions = tpl.count(), "partitions revoked");
+        }
+    }
+
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            tracing::info!(partitions = tpl.count(), "partitions assigned");
+        }
+    }
+}
+
+/// Latency buckets (milliseconds) from producer receipt to WFM acceptance.
+const LATENCY_BUCKETS: [u64; 12] = [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 60000];
+
+/// The outcome of delivering one request.
+enum Delivery {
+    Done,
+    /// Refused (or retries ran out while other calls succeeded): to the dead-letter topic.
+    DeadLetter(DeadLetter),
+    /// A rebalance or shutdown overtook the round.
+    Abandoned,
+}
+
+/// The running consumer.
+pub struct Pipeline {
+    cfg: Config,
+    consumer: Arc<StreamConsumer<Ctx>>,
+    generation: Arc<AtomicU64>,
+    wfm: WfmClient,
+    store: Checkpoints,
+    seen: Seen,
+    dlq: DeadLetters,
+    codec: Arc<Codec>,
+    schema_registry: Option<SchemaRegistry>,
+    /// Records read while paused, to be processed first in the next round.
+    stash: VecDeque<OwnedMessage>,
+    paused: bool,
+    board: SharedBoard,
+    shutdown: CancellationToken,
+    read: Arc<AtomicU64>,
+    delivered: Arc<AtomicU64>,
+    duplicates: Arc<AtomicU64>,
+    dead: Arc<AtomicU64>,
+    latency: Vec<Arc<AtomicU64>>,
+    latency_count: Arc<AtomicU64>,
+    latency_sum: Arc<AtomicU64>,
+}
+
+impl Pipeline {
+    /// Opens the checkpoint store, loads the dedup state and subscribes.
+    pub async fn new(
+        cfg: Config,
+        wfm: WfmClient,
+        metrics: Registry,
+        shutdown: CancellationToken,
+    ) -> Result<Pipeline, ConsumerError> {
+        let store = Checkpoints::open(&cfg.state_dir())?;
+        let mut seen = Seen::new(cfg.interval.max_lateness_hours as i64 * 3_600_000);
+        for (k, v) in store.scan(b"seen/")? {
+            seen.load(&k, &v);
+        }
+        tracing::info!(remembered = seen.len(), state_dir = %cfg.consumer.state_dir, "checkpoint loaded");
+        let generation = Arc::new(AtomicU64::new(0));
+        let mut cc = acd_core::kafka::client_config(&cfg)?;
+        cc.set("group.id", &cfg.consumer.group_id)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", "10000")
+            .set("heartbeat.interval.ms", "1000")
+            .set("fetch.wait.max.ms", "50")
+            .set("queued.min.messages", "20000");
+        let consumer: StreamConsumer<Ctx> = cc.create_with_context(Ctx { generation: generation.clone() })?;
+        consumer.subscribe(&[&cfg.topics.agent_state])?;
+        let url = cfg.kafka.schema_registry_url.trim();
+        let schema_registry = (!url.is_empty()).then(|| SchemaRegistry::new(url));
+        let codec = acd_core::kafka::codec(&cfg).await?;
+        let board = Arc::new(Mutex::new(Board { group_id: cfg.consumer.group_id.clone(), ..Board::default() }));
+        let c = |name: &str, help: &str| metrics.counter(name, help, &[]);
+        let latency = LATENCY_BUCKETS
+            .iter()
+            .map(|le| {
+                metrics.counter(
+                    "acd_agent_state_latency_ms_bucket",
+                    "Agent states by latency from ingest to WFM acceptance (cumulative)",
+                    &[("le", &le.to_string())],
+                )
+            })
+            .collect();
+        Ok(Pipeline {
+            dlq: DeadLetters::new(&cfg)?,
+            read: c("acd_agent_states_read_total", "Agent state records read from Kafka"),
+            delivered: c("acd_agent_states_delivered_total", "Agent states accepted by the WFM"),
+            duplicates: c("acd_agent_states_duplicates_total", "Agent states dropped as duplicates"),
+            dead: c("acd_dead_letters_total", "Records written to the dead-letter topic"),
+            latency_count: c("acd_agent_state_latency_ms_count", "Agent states with a measured latency"),
+            latency_sum: c("acd_agent_state_latency_ms_sum", "Sum of measured latencies, ms"),
+            latency,
+            cfg,
+            consumer: Arc::new(consumer),
+            generation,
+            wfm,
+            store,
+            seen,
+            codec,
+            schema_registry,
+            stash: VecDeque::new(),
+            paused: false,
+            board,
+            shutdown,
+        })
+    }
+
+    /// The status board the admin API serves.
+    pub fn board(&self) -> SharedBoard {
+        self.board.clone()
+    }
+
+    /// Runs until shutdown; the round in progress is finished (or abandoned uncommitted).
+    pub async fn run(mut self) -> Result<(), ConsumerError> {
+        let lag = spawn_lag_watch(self.consumer.clone(), self.board.clone(), self.shutdown.clone());
+        let max_round = self.cfg.wfm.agent_state_batch * 8;
+        while !self.shutdown.is_cancelled() {
+            let batch = self.collect(max_round).await;
+            if batch.is_empty() {
+                continue;
+            }
+            self.process(batch).await?;
+            self.update_board();
+        }
+        lag.abort();
+        // Everything processed was committed after its round; close the group membership cleanly.
+        self.consumer.unsubscribe();
+        Ok(())
+    }
+
+    async fn collect(&mut self, max: usize) -> Vec<OwnedMessage> {
+        let generation = self.generation.load(Ordering::SeqCst);
+        let mut batch: Vec<OwnedMessage> = self.stash.drain(..).collect();
+        let linger = Duration::from_millis(self.cfg.wfm.agent_state_linger_ms);
+        let mut deadline = (!batch.is_empty()).then(|| Instant::now() + linger);
+        while batch.len() < max {
+            let next = match deadline {
+                None => tokio::select! {
+                    _ = self.shutdown.cancelled() => break,
+                    m = self.consumer.recv() => m,
+                },
+                Some(d) => match tokio::time::timeout_at(d.into(), self.consumer.recv()).await {
+                    Ok(m) => m,
+                    Err(_) => break,
+                },
+            };
+            match next {
+                Ok(m) => {
+                    batch.push(m.detach());
+                    deadline.get_or_insert_with(|| Instant::now() + linger);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "kafka consumer error");
+                    if deadline.is_none() {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            }
+        }
+        if self.generation.load(Ordering::SeqCst) != generation {
+            // Read before a rebalance: the new assignment reads them again from the committed offsets.
+            batch.clear();
+        }
+        batch
+    }
+
+    async fn decode(&self, payload: &[u8]) -> Result<AgentState, CodecError> {
+        match self.codec.decode(Stream::AgentState, payload) {
+            Err(CodecError::UnknownSchemaId(id)) if self.schema_registry.is_some() => {
+                if let Some(r) = &self.schema_registry {
+                    if let Err(e) = r.learn(&self.codec, id).await {
+                        tracing::warn!(error = %e, id, "schema registry lookup failed");
+                    }
+                }
+                self.codec.decode(Stream::AgentState, payload)
+            }
+            other => other,
+        }
+    }
+
+    async fn process(&mut self, batch: Vec<OwnedMessage>) -> Result<(), ConsumerError> {
+        let generation = self.generation.load(Ordering::SeqCst);
+        let mut next_offsets: BTreeMap<(String, i32), i64> = BTreeMap::new();
+        let mut fresh: Vec<(AgentStateJson, Option<i64>)> = Vec::with_capacity(batch.len());
+        self.read.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        for m in &batch {
+            next_offsets.insert((m.topic().to_string(), m.partition()), m.offset() + 1);
+            let payload = m.payload().unwrap_or_default();
+            match self.decode(payload).await {
+                Ok(s) => {
+                    if self.seen.admit(&s.key(), s.event_utc_time) {
+                        fresh.push((
+                            AgentStateJson {
+                                login_id: s.login_id,
+                                acd_id: s.acd_id,
+                                event_code: s.event_code,
+                                reason_code: s.reason_code,
+                                event_utc_time: format_millis(s.event_utc_time),
+                            },
+                            s.received_utc,
+                        ));
+                    } else {
+                        self.duplicates.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                Err(e) => {
+                    let letter = input_letter(m, "undecodable", &e.to_string());
+                    self.dlq.send(&letter).await;
+                    self.dead.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(topic = m.topic(), partition = m.partition(), offset = m.offset(), error = %e, "undecodable record dead-lettered");
+                }
+            }
+        }
+        let path = self.wfm.paths().agent_states.clone();
+        for chunk in fresh.chunks(self.cfg.wfm.agent_state_batch) {
+            let list = AgentStateList { agent_state_list: chunk.iter().map(|(s, _)| s.clone()).collect() };
+            let body = serde_json::to_vec(&list).expect("agent states serialise");
+            match self.deliver(&path, &body, generation).await {
+                Delivery::Done => {
+                    let now = now_millis();
+                    for (_, received) in chunk {
+                        if let Some(r) = received {
+                            self.observe_latency((now - r).max(0) as u64);
+                        }
+                    }
+                    self.delivered.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                    if let Some((last, _)) = chunk.last() {
+                        self.board.lock().expect("board").last_delivered_agent_state_utc = Some(last.event_utc_time.clone());
+                    }
+                }
+                Delivery::DeadLetter(letter) => {
+                    let letter = DeadLetter { key: format!("agent-states/{}", chunk[0].0.event_utc_time), ..letter }
+                        .header("dlq.kind", "agent-states");
+                    self.dlq.send(&letter).await;
+                    self.dead.fetch_add(1, Ordering::Relaxed);
+                }
+                Delivery::Abandoned => return self.abandon(),
+            }
+        }
+        let mut writes = self.seen.take_writes();
+        self.seen.expire();
+        writes.extend(self.seen.take_writes());
+        for ((topic, partition), next) in &next_offsets {
+            writes.push((offset_key(topic, *partition), Some(next.to_le_bytes().to_vec())));
+        }
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.commit(writes)).await.expect("checkpoint task")?;
+        if self.generation.load(Ordering::SeqCst) != generation {
+            // Checkpointed, but the partitions are someone else's now: their committed offsets
+            // stay where the group has them.
+            return Ok(());
+        }
+        let mut tpl = TopicPartitionList::new();
+        for ((topic, partition), next) in next_offsets {
+            tpl.add_partition_offset(&topic, partition, Offset::Offset(next))?;
+        }
+        if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
+            tracing::warn!(error = %e, "offset commit failed; the checkpoint has them");
+        }
+        Ok(())
+    }
+
+    fn abandon(&mut self) -> Result<(), ConsumerError> {
+        // Forget what this round admitted: reload the last checkpoint.
+        let mut seen = Seen::new(self.cfg.interval.max_lateness_hours as i64 * 3_600_000);
+        for (k, v) in self.store.scan(b"seen/")? {
+            seen.load(&k, &v);
+        }
+        self.seen = seen;
+        self.stash.clear();
+        self.resume();
+        tracing::info!("round abandoned (rebalance or shutdown); its records will be read again");
+        Ok(())
+    }
+
+    fn observe_latency(&self, ms: u64) {
+        for (le, c) in LATENCY_BUCKETS.iter().zip(&self.latency) {
+            if ms <= *le {
+                c.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.latency_count.fetch_add(1, Ordering::Relaxed);
+        self.latency_sum.fetch_add(ms, Ordering::Relaxed);
+    }
+
+    /// Posts one body until the WFM takes it, refuses it, or the round is overtaken.
+    async fn deliver(&mut self, path: &str, body: &[u8], generation: u64) -> Delivery {
+        let mut schedule = Schedule::new(Duration::from_millis(200), Duration::from_secs(30));
+        let first = now_millis();
+        let mut attempts: u32 = 0;
+        loop {
+            attempts += 1;
+            let answer = self.wfm.call(reqwest::Method::POST, path, Some(body)).await;
+            let outcome = classify(&answer.attempt);
+            match outcome {
+                Outcome::Success => {
+                    self.resume();
+                    return Delivery::Done;
+                }
+                Outcome::Reject => {
+                    self.resume();
+                    return Delivery::DeadLetter(report_letter(path, body, &answer, "wfm-rejected", attempts, first));
+                }
+                // A second 401 right after a renewal is retried like any transient failure.
+                Outcome::Retry(_) | Outcome::Renew => {
+                    let others_succeed = self.wfm.last_success.load(Ordering::Relaxed) > first;
+                    if attempts >= self.cfg.wfm.max_attempts && others_succeed {
+                        self.resume();
+                        let letter = report_letter(path, body, &answer, "retries-exhausted", attempts, first);
+                        return Delivery::DeadLetter(letter);
+                    }
+                    let retry_after = match outcome {
+                        Outcome::Retry(after) => after,
+                        _ => None,
+                    };
+                    let wait = schedule.next(retry_after);
+                    tracing::warn!(path, attempts, status = ?answer.status(), wait_ms = wait.as_millis() as u64, "WFM call failed; retrying");
+                    if !self.wait_polling(wait, generation).await {
+                        return Delivery::Abandoned;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits with the partitions paused, polling so the group keeps us. False when a rebalance
+    /// or shutdown came in the meantime.
+    async fn wait_polling(&mut self, wait: Duration, generation: u64) -> bool {
+        if !self.paused {
+            if let Ok(assignment) = self.consumer.assignment() {
+                if self.consumer.pause(&assignment).is_ok() {
+                    self.paused = true;
+                    self.board.lock().expect("board").paused = true;
+                }
+            }
+        }
+        let until = tokio::time::Instant::now() + wait;
+        loop {
+            tokio::select! {
+                _ = self.shutdown.cancelled() => return false,
+                _ = tokio::time::sleep_until(until) => break,
+                m = self.consumer.recv() => {
+                    if let Ok(m) = m {
+                        self.stash.push_back(m.detach());
+                    }
+                }
+            }
+            if self.generation.load(Ordering::SeqCst) != generation {
+                return false;
+            }
+        }
+        self.generation.load(Ordering::SeqCst) == generation
+    }
+
+    fn resume(&mut self) {
+        if self.paused {
+            if let Ok(assignment) = self.consumer.assignment() {
+                let _ = self.consumer.resume(&assignment);
+            }
+            self.paused = false;
+            self.board.lock().expect("board").paused = false;
+        }
+    }
+
+    fn update_board(&self) {
+        let mut b = self.board.lock().expect("board");
+        b.agent_states_read = self.read.load(Ordering::Relaxed);
+        b.agent_states_delivered = self.delivered.load(Ordering::Relaxed);
+        b.agent_states_duplicates = self.duplicates.load(Ordering::Relaxed);
+        b.dead_letters = self.dead.load(Ordering::Relaxed);
+        let last = self.wfm.last_success.load(Ordering::Relaxed);
+        b.wfm_last_success_utc = (last > 0).then(|| format_millis(last));
+        let failures = self.wfm.failures_in_a_row.load(Ordering::Relaxed);
+        b.wfm_failures_in_a_row = failures;
+        b.wfm_state = match failures {
+            0 => "CONNECTED",
+            1..=3 => "DEGRADED",
+            _ => "DISCONNECTED",
+        }
+        .to_string();
+    }
+}
+
+/// A dead letter for a report the WFM would not take.
+fn report_letter(path: &str, body: &[u8], answer: &Answer, reason: &str, attempts: u32, first: i64) -> DeadLetter {
+    let mut letter = DeadLetter { key: String::new(), value: body.to_vec(), headers: Vec::new() }
+        .header("dlq.reason", reason)
+        .header("dlq.endpoint", path);
+    if let Some(s) = answer.status() {
+        letter = letter.header("dlq.http.status", s.to_string());
+    }
+    letter
+        .header("dlq.error", format!("{:?}", answer.attempt))
+        .header("dlq.response.body", truncate(&answer.body, crate::dlq::MAX_RESPONSE))
+        .header("dlq.attempts", attempts.to_string())
+        .header("dlq.first.attempt.utc", format_millis(first))
+        .header("dlq.last.attempt.utc", format_millis(now_millis()))
+}
+
+/// A dead letter for an input record that cannot be used.
+fn input_letter(m: &OwnedMessage, reason: &str, error: &str) -> DeadLetter {
+    let key = m.key().map(|k| String::from_utf8_lossy(k).into_owned()).unwrap_or_default();
+    DeadLetter { key, value: m.payload().unwrap_or_default().to_vec(), headers: Vec::new() }
+        .header("dlq.reason", reason)
+        .header("dlq.kind", "input")
+        .header("dlq.error", error)
+        .header("dlq.source.topic", m.topic())
+        .header("dlq.source.partition", m.partition().to_string())
+        .header("dlq.source.offset", m.offset().to_string())
+}
+
+/// Every five seconds: committed offsets, high watermarks and lag of the assigned partitions.
+fn spawn_lag_watch(
+    consumer: Arc<StreamConsumer<Ctx>>,
+    board: SharedBoard,
+    shutdown: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let c = consumer.clone();
+            let parts = tokio::task::spawn_blocking(move || -> Vec<PartitionStatus> {
+                let Ok(assignment) = c.assignment() else { return Vec::new() };
+                let committed = c.committed_offsets(assignment, Duration::from_secs(5)).unwrap_or_default();
+                committed
+                    .elements()
+                    .iter()
+                    .map(|e| {
+                        let (low, high) =
+                            c.fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(5)).unwrap_or((0, 0));
+                        let next = match e.offset() {
+                            Offset::Offset(o) => o,
+                            _ => low,
+                        };
+                        PartitionStatus {
+                            topic: e.topic().to_string(),
+                            partition: e.partition(),
+                            committed: next,
+                            high_watermark: high,
+                            lag: (high - next).max(0),
+                        }
+                    })
+                    .collect()
+            })
+            .await
+            .unwrap_or_default();
+            {
+                let mut b = board.lock().expect("board");
+                b.lag_total = parts.iter().map(|p| p.lag).sum();
+                b.partitions = parts;
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            }
+        }
+    })
+}

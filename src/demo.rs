@@ -1,0 +1,295 @@
+//! `acd-bridge demo`: the whole path in one process with no setup. librdkafka's in-process mock
+//! cluster stands in for Kafka, `wfm-sim` for the WFM, and a simulated ACD posts agent states and
+//! contacts to the real ingest API, with duplicates and reordering thrown in as real ACDs do.
+//! At the end the WFM's state is checked against what the ACD generated, computed here from the
+//! generator's output and not by the consumer.
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use acd_core::Config;
+use acd_producer::simulator::{SimEvent, Simulator};
+use acd_schemas::records::AgentState;
+use acd_schemas::time::{format_millis, now_millis};
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rdkafka::mocking::MockCluster;
+use tokio_util::sync::CancellationToken;
+
+/// `acd-bridge demo` options.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DemoArgs {
+    /// Simulated agents.
+    #[arg(long, default_value_t = 40)]
+    pub agents: u32,
+    /// Simulated queues.
+    #[arg(long, default_value_t = 4)]
+    pub queues: u32,
+    /// Simulated minutes of contact-center traffic.
+    #[arg(long, default_value_t = 30)]
+    pub minutes: u64,
+    /// Simulated seconds per wall-clock second.
+    #[arg(long, default_value_t = 90.0)]
+    pub speed: f64,
+    /// Seed of the simulated ACD.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+}
+
+/// What the simulated ACD sent.
+#[derive(Default)]
+struct Sent {
+    states_generated: usize,
+    duplicates_injected: usize,
+    states_posted: usize,
+    contacts_posted: usize,
+    /// Each agent's distinct states in the order they reached Kafka.
+    expected: BTreeMap<String, Vec<(i64, String)>>,
+    distinct: HashSet<(String, i64)>,
+}
+
+pub async fn run(args: DemoArgs) -> ExitCode {
+    if std::env::var_os("ACD_BRIDGE_LOG").is_some() {
+        let filter = tracing_subscriber::EnvFilter::from_env("ACD_BRIDGE_LOG");
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    }
+    match demo(args).await {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("\nacd-bridge demo: {e:#}");
+            println!("demo check: FAIL ({e})");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn demo(args: DemoArgs) -> anyhow::Result<bool> {
+    if !(args.speed > 0.0) || args.agents == 0 || args.minutes == 0 {
+        anyhow::bail!("--speed, --agents and --minutes must be positive");
+    }
+    let started = Instant::now();
+    let shutdown = CancellationToken::new();
+    let mock = MockCluster::new(1)?;
+    let state_dir = std::env::temp_dir().join(format!("acd-bridge-demo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&state_dir);
+
+    let wfm = acd_wfm_sim::start(acd_wfm_sim::SimArgs::default(), shutdown.clone()).await?;
+    let ingest = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let ingest_addr = ingest.local_addr()?;
+    let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+
+    let mut cfg = Config::default();
+    cfg.kafka.brokers = mock.bootstrap_servers();
+    cfg.kafka.partitions = 3;
+    cfg.wfm.base_url = format!("http://{}", wfm.addr);
+    cfg.wfm.access_key_id = "demo".into();
+    cfg.wfm.access_key_secret = acd_core::Secret("demo-secret".into());
+    cfg.consumer.state_dir = state_dir.display().to_string();
+    cfg.consumer.group_id = "acd-bridge-demo".into();
+    for t in [&cfg.topics.agent_state, &cfg.topics.contact, &cfg.topics.interval, &cfg.topics.agent_activity, &cfg.topics.connector_status, &cfg.topics.dlq] {
+        mock.create_topic(t, cfg.kafka.partitions, 1)?;
+    }
+
+    println!("acd-bridge demo: {} agents, {} queues, {} simulated minutes at {}x", args.agents, args.queues, args.minutes, args.speed);
+    println!("  Kafka    in-process mock cluster at {}", cfg.kafka.brokers);
+    println!("  WFM      wfm-sim at http://{} (open it in a browser while the demo runs)", wfm.addr);
+    println!("  ingest   http://{ingest_addr}/v1/...");
+
+    let producer = tokio::spawn(acd_producer::serve(cfg.clone(), ingest, shutdown.clone()));
+    let consumer = tokio::spawn(acd_consumer::serve(cfg.clone(), admin, shutdown.clone()));
+
+    let http = reqwest::Client::new();
+    wait_ready(&http, &format!("http://{ingest_addr}/healthz")).await?;
+    let sent = simulate(&args, &http, &format!("http://{ingest_addr}"), &wfm).await?;
+
+    // Let the consumer drain, then compare.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let want = sent.distinct.len();
+    let mut got = received_states(&wfm);
+    while got.len() < want && Instant::now() < deadline {
+        progress(1.0, &sent, got.len());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        got = received_states(&wfm);
+    }
+    // A moment more to catch anything sent twice.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    got = received_states(&wfm);
+    progress(1.0, &sent, got.len());
+    eprintln!();
+    shutdown.cancel();
+    let _ = producer.await;
+    let _ = consumer.await;
+    let _ = std::fs::remove_dir_all(&state_dir);
+    Ok(report(&sent, &got, started.elapsed()))
+}
+
+async fn wait_ready(http: &reqwest::Client, url: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(r) = http.get(url).send().await {
+            if r.status().is_success() {
+                return Ok(());
+            }
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!("the ingest API did not come up within 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn received_states(wfm: &acd_wfm_sim::Running) -> Vec<acd_schemas::wfm::AgentStateJson> {
+    wfm.store.lock().expect("wfm store").agent_states.clone()
+}
+
+fn state_json(s: &AgentState) -> serde_json::Value {
+    serde_json::json!({"loginId": s.login_id, "acdId": s.acd_id, "eventCode": s.event_code,
+        "reasonCode": s.reason_code, "eventUtcTime": format_millis(s.event_utc_time)})
+}
+
+async fn post(http: &reqwest::Client, url: &str, body: &serde_json::Value) -> anyhow::Result<()> {
+    // The ingest API may answer 503 while Kafka catches up: retry, as an ACD would.
+    for _ in 0..100 {
+        let r = http.post(url).json(body).send().await?;
+        match r.status().as_u16() {
+            202 => return Ok(()),
+            503 => tokio::time::sleep(Duration::from_millis(200)).await,
+            s => anyhow::bail!("ingest answered {s}: {}", r.text().await.unwrap_or_default()),
+        }
+    }
+    anyhow::bail!("ingest kept answering 503")
+}
+
+async fn simulate(args: &DemoArgs, http: &reqwest::Client, base: &str, wfm: &acd_wfm_sim::Running) -> anyhow::Result<Sent> {
+    let start = (now_millis() / 60_000) * 60_000 - args.minutes as i64 * 60_000;
+    let end = start + args.minutes as i64 * 60_000;
+    let mut sim = Simulator::new("demo", args.agents, args.queues, args.seed, start);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(args.seed ^ 0x5eed);
+    let began = Instant::now();
+    let mut sent = Sent::default();
+    let mut resend: Vec<AgentState> = Vec::new();
+    loop {
+        let sim_now = start + (began.elapsed().as_secs_f64() * args.speed * 1000.0) as i64;
+        let until = sim_now.min(end);
+        let mut states = Vec::new();
+        let mut contacts = Vec::new();
+        for e in sim.advance(until) {
+            match e {
+                SimEvent::State(s) => states.push(s),
+                SimEvent::Contact(c) => contacts.push(c),
+            }
+        }
+        sent.states_generated += states.len();
+        // Real ACDs resend: some states come again in a later request.
+        let mut batch: Vec<AgentState> = std::mem::take(&mut resend);
+        sent.duplicates_injected += batch.len();
+        for s in &states {
+            if rng.gen_bool(0.04) {
+                resend.push(s.clone());
+            }
+        }
+        batch.extend(states);
+        // ... and not always in order within a request.
+        if batch.len() > 3 && rng.gen_bool(0.5) {
+            let i = rng.gen_range(0..batch.len() - 1);
+            batch.swap(i, i + 1);
+        }
+        if rng.gen_bool(0.1) {
+            batch.shuffle(&mut rng);
+        }
+        for s in &batch {
+            let key = (format!("{}/{}", s.acd_id, s.login_id), s.event_utc_time);
+            if sent.distinct.insert(key.clone()) {
+                sent.expected.entry(key.0).or_default().push((s.event_utc_time, s.event_code.clone()));
+            }
+        }
+        for chunk in batch.chunks(500) {
+            let body = serde_json::json!({"agentStateList": chunk.iter().map(state_json).collect::<Vec<_>>()});
+            post(http, &format!("{base}/v1/agent-states"), &body).await?;
+            sent.states_posted += chunk.len();
+        }
+        if !contacts.is_empty() {
+            let body = serde_json::json!({"contacts": contacts.iter().map(contact_json).collect::<Vec<_>>()});
+            post(http, &format!("{base}/v1/contacts"), &body).await?;
+            sent.contacts_posted += contacts.len();
+        }
+        let delivered = wfm.store.lock().expect("wfm store").agent_states.len();
+        progress((until - start) as f64 / (end - start) as f64, &sent, delivered);
+        if until >= end && resend.is_empty() {
+            return Ok(sent);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn contact_json(c: &acd_schemas::records::Contact) -> serde_json::Value {
+    serde_json::json!({"acdId": c.acd_id, "contactId": c.contact_id, "queueValue": c.queue_value,
+        "queueName": c.queue_name, "isOutbound": c.is_outbound, "outcome": c.outcome,
+        "arrivedUtc": format_millis(c.arrived_utc), "endedUtc": format_millis(c.ended_utc),
+        "queueDelaySec": c.queue_delay_sec, "talkSec": c.talk_sec, "holdSec": c.hold_sec, "workSec": c.work_sec,
+        "agentValue": c.agent_value, "agentId": c.agent_id, "party": c.party})
+}
+
+fn progress(fraction: f64, sent: &Sent, delivered: usize) {
+    let width = 30;
+    let done = ((fraction.clamp(0.0, 1.0)) * width as f64).round() as usize;
+    eprint!(
+        "\r  [{}{}] {:>3.0}%  states posted {:>7}  delivered to WFM {:>7}/{:<7} contacts posted {:>6} ",
+        "#".repeat(done),
+        ".".repeat(width - done),
+        fraction * 100.0,
+        sent.states_posted,
+        delivered,
+        sent.distinct.len(),
+        sent.contacts_posted
+    );
+    let _ = std::io::stderr().flush();
+}
+
+fn report(sent: &Sent, got: &[acd_schemas::wfm::AgentStateJson], took: Duration) -> bool {
+    let mut per_agent: BTreeMap<String, Vec<(i64, String)>> = BTreeMap::new();
+    let mut seen = HashSet::new();
+    let mut twice = 0usize;
+    for s in got {
+        let t = acd_schemas::time::parse_rfc3339(&s.event_utc_time).unwrap_or_default();
+        let key = format!("{}/{}", s.acd_id, s.login_id);
+        if !seen.insert((key.clone(), t)) {
+            twice += 1;
+            continue;
+        }
+        per_agent.entry(key).or_default().push((t, s.event_code.clone()));
+    }
+    let missing = sent.distinct.iter().filter(|k| !seen.contains(*k)).count();
+    let extra = seen.iter().filter(|k| !sent.distinct.contains(*k)).count();
+    let out_of_order = sent.expected.iter().filter(|(agent, want)| per_agent.get(*agent) != Some(want)).count();
+    let row = |name: &str, acd: String, kafka: String, wfm: String| println!("  {name:<28}{acd:>12}{kafka:>12}{wfm:>12}");
+    println!();
+    row("", "ACD".into(), "ingest".into(), "WFM".into());
+    row("agent states generated", sent.states_generated.to_string(), String::new(), String::new());
+    row("duplicates re-sent by ACD", sent.duplicates_injected.to_string(), String::new(), String::new());
+    row("agent states posted", String::new(), sent.states_posted.to_string(), String::new());
+    row("distinct agent states", sent.distinct.len().to_string(), String::new(), seen.len().to_string());
+    row("duplicates removed", String::new(), String::new(), (sent.states_posted - got.len().min(sent.states_posted)).to_string());
+    row("delivered twice", String::new(), String::new(), twice.to_string());
+    row("missing at the WFM", String::new(), String::new(), missing.to_string());
+    row("agents out of order", String::new(), String::new(), out_of_order.to_string());
+    row("contacts posted", sent.contacts_posted.to_string(), sent.contacts_posted.to_string(), "-".into());
+    println!("  took {:.1} s", took.as_secs_f64());
+    let pass = missing == 0 && extra == 0 && twice == 0 && out_of_order == 0 && !sent.distinct.is_empty();
+    if pass {
+        println!(
+            "demo check: PASS {} distinct agent states of {} agents delivered exactly once and in order; {} duplicates removed",
+            seen.len(),
+            per_agent.len(),
+            sent.states_posted - got.len()
+        );
+    } else {
+        println!(
+            "demo check: FAIL missing {missing}, unexpected {extra}, delivered twice {twice}, agents out of order {out_of_order}"
+        );
+    }
+    pass
+}
