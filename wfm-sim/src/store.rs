@@ -43,6 +43,12 @@ impl Tokens {
         Some(self.issue(token_ttl, refresh_ttl))
     }
 
+    /// How many access tokens are still valid.
+    pub fn live_access(&self) -> usize {
+        let now = Instant::now();
+        self.access.values().filter(|exp| **exp > now).count()
+    }
+
     /// True for an access token that was issued and has not expired.
     pub fn access_valid(&self, token: &str) -> bool {
         self.access.get(token).is_some_and(|exp| *exp > Instant::now())
@@ -129,6 +135,7 @@ impl Store {
             "connection": self.connection,
             "calls": self.calls.iter().map(|(p, m)| (p.clone(), m.iter().map(|(s, n)| (s.to_string(), *n)).collect::<BTreeMap<_, _>>())).collect::<BTreeMap<_, _>>(),
             "replaced": self.replaced,
+            "liveAccessTokens": self.tokens.live_access(),
         })
     }
 }

@@ -1,0 +1,355 @@
+//! Agent states end to end with real processes: `produce`, `consume` and `wfm-sim`, over a real
+//! Apache Kafka broker. Expected results are computed here from what the test sent.
+
+mod common;
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use common::*;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
+
+struct Stack {
+    setup: Setup,
+    cfg: std::path::PathBuf,
+    wfm: Proc,
+    produce: Proc,
+    consume: Option<Proc>,
+}
+
+impl Stack {
+    fn start(name: &str, wfm_args: &[&str], extra: &str) -> Stack {
+        let mut s = Stack::without_consumer(name, wfm_args, extra);
+        s.start_consumer();
+        s
+    }
+
+    fn without_consumer(name: &str, wfm_args: &[&str], extra: &str) -> Stack {
+        let setup = Setup::new(name);
+        let cfg = setup.config(extra);
+        let listen = format!("127.0.0.1:{}", setup.wfm_port);
+        let mut args = vec!["wfm-sim", "--listen", &listen, "--access-key-id", "test-key", "--access-key-secret", "test-secret"];
+        args.extend_from_slice(wfm_args);
+        let wfm = Proc::start("wfm-sim", &args, &setup.scratch.0);
+        wait_ok(&setup.wfm("/sim/state"), Duration::from_secs(30));
+        let produce = Proc::start("produce", &["produce", "--config", cfg.to_str().unwrap()], &setup.scratch.0);
+        wait_ok(&setup.ingest("/healthz"), Duration::from_secs(60));
+        Stack { setup, cfg, wfm, produce, consume: None }
+    }
+
+    fn start_consumer(&mut self) {
+        self.spawn_consumer();
+        wait_ok(&self.setup.admin("/healthz"), Duration::from_secs(60));
+    }
+
+    fn spawn_consumer(&mut self) {
+        let p = Proc::start("consume", &["consume", "--config", self.cfg.to_str().unwrap()], &self.setup.scratch.0);
+        self.consume = Some(p);
+    }
+
+    fn post_states(&self, states: &[Value]) {
+        for chunk in states.chunks(500) {
+            let body = json!({ "agentStateList": chunk });
+            let r = http().post(self.setup.ingest("/v1/agent-states")).json(&body).send().unwrap();
+            assert_eq!(r.status().as_u16(), 202, "{}", r.text().unwrap_or_default());
+        }
+    }
+
+    fn wfm_state(&self) -> Value {
+        http().get(self.setup.wfm("/sim/state")).send().unwrap().json().unwrap()
+    }
+
+    fn received(&self) -> Vec<(String, String, String)> {
+        self.wfm_state()["agentStates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    format!("{}/{}", s["acdId"].as_str().unwrap(), s["loginId"].as_str().unwrap()),
+                    s["eventUtcTime"].as_str().unwrap().to_string(),
+                    s["eventCode"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    fn status(&self) -> Option<Value> {
+        http().get(self.setup.admin("/status")).send().ok()?.json().ok()
+    }
+
+    fn wfm_post(&self, path: &str, body: Value) {
+        let r = http().post(self.setup.wfm(path)).json(&body).send().unwrap();
+        assert!(r.status().is_success(), "{path}");
+    }
+}
+
+fn state(agent: usize, t: i64, code: &str) -> Value {
+    json!({"loginId": format!("agent{agent}"), "acdId": "east", "eventCode": code, "reasonCode": "",
+           "eventUtcTime": acd_schemas::time::format_millis(t)})
+}
+
+/// `n_agents` agents with `per_agent` states each, duplicated and reordered as ACDs do; returns
+/// what to post and each agent's expected sequence (first occurrences, in posting order).
+fn traffic(seed: u64, n_agents: usize, per_agent: usize) -> (Vec<Value>, BTreeMap<String, Vec<String>>) {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let codes = ["AVAIL", "ACD", "ACW", "AUX", "LOGOUT", "LOGIN"];
+    let base = 1_714_000_000_000i64;
+    let mut all = Vec::new();
+    for a in 0..n_agents {
+        let mut t = base;
+        for _ in 0..per_agent {
+            t += rng.gen_range(1_000..120_000);
+            all.push(state(a, t, codes[rng.gen_range(0..codes.len())]));
+        }
+    }
+    all.shuffle(&mut rng);
+    let dups: Vec<Value> = all.iter().filter(|_| rng.gen_bool(0.1)).cloned().collect();
+    all.extend(dups);
+    let n = all.len();
+    for _ in 0..n / 10 {
+        let i = rng.gen_range(0..n);
+        let j = rng.gen_range(0..n);
+        all.swap(i, j);
+    }
+    let mut expected: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut seen = HashSet::new();
+    for s in &all {
+        let key = format!("east/{}", s["loginId"].as_str().unwrap());
+        let t = s["eventUtcTime"].as_str().unwrap().to_string();
+        if seen.insert((key.clone(), t.clone())) {
+            expected.entry(key).or_default().push(t);
+        }
+    }
+    (all, expected)
+}
+
+fn per_agent(received: &[(String, String, String)]) -> (BTreeMap<String, Vec<String>>, usize) {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut seen = HashSet::new();
+    let mut twice = 0;
+    for (k, t, _) in received {
+        if seen.insert((k.clone(), t.clone())) {
+            out.entry(k.clone()).or_default().push(t.clone());
+        } else {
+            twice += 1;
+        }
+    }
+    (out, twice)
+}
+
+fn distinct(expected: &BTreeMap<String, Vec<String>>) -> usize {
+    expected.values().map(Vec::len).sum()
+}
+
+/// Waits until the WFM holds every expected state and the consumer has read all it was sent.
+fn settle(stack: &Stack, want: usize, posted: u64) -> Vec<(String, String, String)> {
+    poll("every state at the WFM", Duration::from_secs(120), || {
+        let got = stack.received();
+        let (agents, _) = per_agent(&got);
+        (agents.values().map(Vec::len).sum::<usize>() >= want).then_some(())
+    });
+    poll("the consumer to have read everything", Duration::from_secs(60), || {
+        let s = stack.status()?;
+        (s["agent_states_read"].as_u64()? >= posted && s["agent_states_delivered"].as_u64()? as usize >= want).then_some(())
+    });
+    stack.received()
+}
+
+#[test]
+fn duplicated_and_reordered_states_arrive_once_in_each_agents_order() {
+    let stack = Stack::start("states-dedup", &[], "");
+    let (posts, expected) = traffic(1, 25, 40);
+    stack.post_states(&posts);
+    let got = settle(&stack, distinct(&expected), posts.len() as u64);
+    let (agents, twice) = per_agent(&got);
+    assert_eq!(twice, 0, "a clean run delivers nothing twice");
+    assert_eq!(agents, expected);
+    let s = stack.status().unwrap();
+    assert_eq!(s["agent_states_duplicates"].as_u64().unwrap() as usize, posts.len() - distinct(&expected));
+}
+
+#[test]
+fn tokens_that_expire_every_3_seconds_lose_nothing() {
+    let stack = Stack::start("states-tokens", &["--token-ttl", "3", "--refresh-ttl", "6"], "");
+    let mut expected_total = 0;
+    let mut posted = 0;
+    let renewals = |s: &Value| -> u64 {
+        ["/authentication/v1/token/access-key", "/public/user/refresh"]
+            .iter()
+            .filter_map(|p| s["calls"][p].as_object())
+            .flat_map(|m| m.values())
+            .filter_map(Value::as_u64)
+            .sum()
+    };
+    for round in 0..5 {
+        // Each round starts once every token issued so far has expired.
+        poll("the tokens to expire", Duration::from_secs(30), || {
+            (stack.wfm_state()["liveAccessTokens"].as_u64()? == 0).then_some(())
+        });
+        let before = renewals(&stack.wfm_state());
+        let (posts, expected) = traffic(100 + round, 5, 10);
+        let posts: Vec<Value> = posts
+            .into_iter()
+            .map(|mut s| {
+                s["loginId"] = json!(format!("r{round}-{}", s["loginId"].as_str().unwrap()));
+                s
+            })
+            .collect();
+        posted += posts.len();
+        expected_total += distinct(&expected);
+        stack.post_states(&posts);
+        poll("a token renewal", Duration::from_secs(30), || (renewals(&stack.wfm_state()) > before).then_some(()));
+        settle(&stack, expected_total, posted as u64);
+    }
+    let got = settle(&stack, expected_total, posted as u64);
+    let (agents, _) = per_agent(&got);
+    assert_eq!(agents.values().map(Vec::len).sum::<usize>(), expected_total);
+    let state = stack.wfm_state();
+    let unauthorized: u64 = state["calls"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(p, _)| p.starts_with("/wfm/"))
+        .filter_map(|(_, m)| m["401"].as_u64())
+        .sum();
+    let renewed = renewals(&state);
+    eprintln!("token renewals {renewed}, data calls answered 401: {unauthorized}");
+    assert!(renewed >= 5);
+    assert!(unauthorized <= renewed, "at most one failed call per renewal");
+}
+
+#[test]
+fn consume_killed_mid_stream_delivers_every_state_at_least_once() {
+    let mut stack = Stack::start("states-sigkill", &[], "");
+    let (posts, expected) = traffic(7, 40, 100);
+    let want = distinct(&expected);
+    let chunks: Vec<Vec<Value>> = posts.chunks(200).map(<[Value]>::to_vec).collect();
+    let n_chunks = chunks.len();
+    for (i, chunk) in chunks.into_iter().enumerate() {
+        stack.post_states(&chunk);
+        // Kill the consumer three times, each time once it has delivered something new.
+        if i % (n_chunks / 4) == n_chunks / 8 {
+            let before = stack.received().len();
+            poll("progress before the kill", Duration::from_secs(60), || (stack.received().len() > before).then_some(()));
+            stack.consume.as_mut().unwrap().kill9();
+            stack.start_consumer();
+        }
+    }
+    poll("every state at the WFM", Duration::from_secs(180), || {
+        let (agents, _) = per_agent(&stack.received());
+        (agents.values().map(Vec::len).sum::<usize>() >= want).then_some(())
+    });
+    let (agents, twice) = per_agent(&stack.received());
+    let missing: usize = expected
+        .iter()
+        .map(|(k, v)| v.iter().filter(|t| !agents.get(k).is_some_and(|got| got.contains(t))).count())
+        .sum();
+    assert_eq!(missing, 0);
+    eprintln!("SIGKILL x3: {want} distinct states, all delivered; {twice} delivered twice (at least once after a crash)");
+    let kills = stack.consume.as_ref().unwrap().log();
+    assert!(!kills.contains("panicked"), "{kills}");
+}
+
+#[test]
+fn wfm_503_bursts_and_timeouts_are_retried() {
+    let stack = Stack::start("states-faults", &[], "");
+    let path = "/wfm/acd/v1/agent-states";
+    stack.wfm_post("/sim/faults", json!({"path": path, "count": 3, "status": 503, "retryAfter": 1}));
+    stack.wfm_post("/sim/faults", json!({"path": path, "count": 2, "status": 503, "delayMs": 2500}));
+    stack.wfm_post("/sim/faults", json!({"path": path, "count": 2, "status": 429}));
+    let (posts, expected) = traffic(3, 10, 20);
+    stack.post_states(&posts);
+    let got = settle(&stack, distinct(&expected), posts.len() as u64);
+    let (agents, twice) = per_agent(&got);
+    assert_eq!(agents, expected);
+    assert_eq!(twice, 0);
+    let calls = &stack.wfm_state()["calls"][path];
+    assert!(calls["503"].as_u64().unwrap() >= 5, "{calls}");
+    assert!(calls["429"].as_u64().unwrap() >= 2, "{calls}");
+    let dlq = read_topic(&stack.setup.brokers, &stack.setup.topic("wfm.dlq.v1"));
+    assert!(dlq.is_empty(), "transient failures never dead-letter");
+}
+
+#[test]
+fn records_of_an_older_schema_and_undecodable_ones() {
+    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+    let stack = Stack::start("states-schema", &[], "");
+    let topic = stack.setup.topic("acd.agent-state.v1");
+    // A version-1 record (no receivedUtc), written with the historic schema file alone.
+    let text = std::fs::read_to_string(format!("{}/schemas/history/agent-state.1.avsc", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let json: Value = serde_json::from_str(&text).unwrap();
+    let schema = apache_avro::Schema::parse(&json).unwrap();
+    let mut rec = apache_avro::types::Record::new(&schema).unwrap();
+    rec.put("acdId", "east");
+    rec.put("loginId", "old-agent");
+    rec.put("eventCode", "AVAIL");
+    rec.put("reasonCode", "");
+    rec.put("eventUtcTime", apache_avro::types::Value::TimestampMillis(1_714_000_000_000));
+    let mut v1 = vec![0xC3, 0x01];
+    v1.extend(acd_schemas::canonical::fingerprint(&acd_schemas::canonical::canonical_form(&json)));
+    v1.extend(apache_avro::to_avro_datum(&schema, rec).unwrap());
+    let producer: ThreadedProducer<DefaultProducerContext> =
+        rdkafka::ClientConfig::new().set("bootstrap.servers", &stack.setup.brokers).create().unwrap();
+    producer.send(BaseRecord::to(&topic).key("east/bad").payload(&b"\x00garbage"[..])).unwrap();
+    producer.send(BaseRecord::to(&topic).key("east/old-agent").payload(&v1)).unwrap();
+    producer.flush(Duration::from_secs(10)).unwrap();
+    poll("the v1 record at the WFM", Duration::from_secs(60), || {
+        stack.received().iter().any(|(k, _, _)| k == "east/old-agent").then_some(())
+    });
+    let dlq = poll("the undecodable record in the DLQ", Duration::from_secs(30), || {
+        let d = read_topic(&stack.setup.brokers, &stack.setup.topic("wfm.dlq.v1"));
+        (!d.is_empty()).then_some(d)
+    });
+    assert_eq!(dlq.len(), 1);
+    let (key, value, headers, ..) = &dlq[0];
+    assert_eq!(key.as_deref(), Some("east/bad"));
+    assert_eq!(value, b"\x00garbage");
+    let h: BTreeMap<_, _> = headers.iter().cloned().collect();
+    assert_eq!(h["dlq.reason"], "undecodable");
+    assert_eq!(h["dlq.kind"], "input");
+    assert_eq!(h["dlq.source.topic"], topic);
+    assert!(h.contains_key("dlq.source.partition") && h.contains_key("dlq.source.offset"));
+}
+
+#[test]
+fn consume_refuses_another_interval_length_and_stops_cleanly_on_sigterm() {
+    let mut stack = Stack::without_consumer("states-details", &["--interval-minutes", "30"], "");
+    stack.spawn_consumer();
+    let consume = stack.consume.as_mut().unwrap();
+    let status = poll("consume to exit", Duration::from_secs(60), || consume.child.try_wait().unwrap());
+    assert_eq!(status.code(), Some(2), "{}", consume.log());
+    assert!(consume.log().contains("interval.minutes"));
+    // wfm-sim and produce stop cleanly on SIGTERM.
+    assert_eq!(stack.produce.terminate(), Some(0));
+    assert_eq!(stack.wfm.terminate(), Some(0));
+}
+
+#[test]
+fn consume_stops_cleanly_on_sigterm() {
+    let mut stack = Stack::start("states-sigterm", &[], "");
+    let (posts, expected) = traffic(9, 5, 10);
+    stack.post_states(&posts);
+    settle(&stack, distinct(&expected), posts.len() as u64);
+    assert_eq!(stack.consume.as_mut().unwrap().terminate(), Some(0));
+    // Restarted, it sends nothing again: the offsets were committed.
+    stack.start_consumer();
+    poll("the restarted consumer to join", Duration::from_secs(60), || {
+        stack.status().filter(|s| s["partitions"].as_array().is_some_and(|p| !p.is_empty())).map(|_| ())
+    });
+    let (_, twice) = per_agent(&stack.received());
+    assert_eq!(twice, 0);
+}
+
+#[test]
+fn the_demo_passes() {
+    let out = std::process::Command::new(BIN)
+        .args(["demo", "--agents", "15", "--minutes", "10", "--speed", "120"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.lines().last().unwrap_or("").starts_with("demo check: PASS"), "{stdout}");
+}
