@@ -67,7 +67,7 @@ pub async fn run(args: DemoArgs) -> ExitCode {
 }
 
 async fn demo(args: DemoArgs) -> anyhow::Result<bool> {
-    if !(args.speed > 0.0) || args.agents == 0 || args.minutes == 0 {
+    if !args.speed.is_finite() || args.speed <= 0.0 || args.agents == 0 || args.minutes == 0 {
         anyhow::bail!("--speed, --agents and --minutes must be positive");
     }
     let started = Instant::now();
@@ -89,11 +89,21 @@ async fn demo(args: DemoArgs) -> anyhow::Result<bool> {
     cfg.wfm.access_key_secret = acd_core::Secret("demo-secret".into());
     cfg.consumer.state_dir = state_dir.display().to_string();
     cfg.consumer.group_id = "acd-bridge-demo".into();
-    for t in [&cfg.topics.agent_state, &cfg.topics.contact, &cfg.topics.interval, &cfg.topics.agent_activity, &cfg.topics.connector_status, &cfg.topics.dlq] {
+    for t in [
+        &cfg.topics.agent_state,
+        &cfg.topics.contact,
+        &cfg.topics.interval,
+        &cfg.topics.agent_activity,
+        &cfg.topics.connector_status,
+        &cfg.topics.dlq,
+    ] {
         mock.create_topic(t, cfg.kafka.partitions, 1)?;
     }
 
-    println!("acd-bridge demo: {} agents, {} queues, {} simulated minutes at {}x", args.agents, args.queues, args.minutes, args.speed);
+    println!(
+        "acd-bridge demo: {} agents, {} queues, {} simulated minutes at {}x",
+        args.agents, args.queues, args.minutes, args.speed
+    );
     println!("  Kafka    in-process mock cluster at {}", cfg.kafka.brokers);
     println!("  WFM      wfm-sim at http://{} (open it in a browser while the demo runs)", wfm.addr);
     println!("  ingest   http://{ingest_addr}/v1/...");
@@ -163,7 +173,12 @@ async fn post(http: &reqwest::Client, url: &str, body: &serde_json::Value) -> an
     anyhow::bail!("ingest kept answering 503")
 }
 
-async fn simulate(args: &DemoArgs, http: &reqwest::Client, base: &str, wfm: &acd_wfm_sim::Running) -> anyhow::Result<Sent> {
+async fn simulate(
+    args: &DemoArgs,
+    http: &reqwest::Client,
+    base: &str,
+    wfm: &acd_wfm_sim::Running,
+) -> anyhow::Result<Sent> {
     let start = (now_millis() / 60_000) * 60_000 - args.minutes as i64 * 60_000;
     let end = start + args.minutes as i64 * 60_000;
     let mut sim = Simulator::new("demo", args.agents, args.queues, args.seed, start);
@@ -265,14 +280,20 @@ fn report(sent: &Sent, got: &[acd_schemas::wfm::AgentStateJson], took: Duration)
     let missing = sent.distinct.iter().filter(|k| !seen.contains(*k)).count();
     let extra = seen.iter().filter(|k| !sent.distinct.contains(*k)).count();
     let out_of_order = sent.expected.iter().filter(|(agent, want)| per_agent.get(*agent) != Some(want)).count();
-    let row = |name: &str, acd: String, kafka: String, wfm: String| println!("  {name:<28}{acd:>12}{kafka:>12}{wfm:>12}");
+    let row =
+        |name: &str, acd: String, kafka: String, wfm: String| println!("  {name:<28}{acd:>12}{kafka:>12}{wfm:>12}");
     println!();
     row("", "ACD".into(), "ingest".into(), "WFM".into());
     row("agent states generated", sent.states_generated.to_string(), String::new(), String::new());
     row("duplicates re-sent by ACD", sent.duplicates_injected.to_string(), String::new(), String::new());
     row("agent states posted", String::new(), sent.states_posted.to_string(), String::new());
     row("distinct agent states", sent.distinct.len().to_string(), String::new(), seen.len().to_string());
-    row("duplicates removed", String::new(), String::new(), (sent.states_posted - got.len().min(sent.states_posted)).to_string());
+    row(
+        "duplicates removed",
+        String::new(),
+        String::new(),
+        (sent.states_posted - got.len().min(sent.states_posted)).to_string(),
+    );
     row("delivered twice", String::new(), String::new(), twice.to_string());
     row("missing at the WFM", String::new(), String::new(), missing.to_string());
     row("agents out of order", String::new(), String::new(), out_of_order.to_string());

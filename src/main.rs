@@ -11,7 +11,11 @@ use acd_core::Config;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "acd-bridge", version, about = "Carries contact-center data from ACDs through Kafka into a WFM, exactly as counted")]
+#[command(
+    name = "acd-bridge",
+    version,
+    about = "Carries contact-center data from ACDs through Kafka into a WFM, exactly as counted"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -30,7 +30,8 @@ impl Stack {
         let setup = Setup::new(name);
         let cfg = setup.config(extra);
         let listen = format!("127.0.0.1:{}", setup.wfm_port);
-        let mut args = vec!["wfm-sim", "--listen", &listen, "--access-key-id", "test-key", "--access-key-secret", "test-secret"];
+        let mut args =
+            vec!["wfm-sim", "--listen", &listen, "--access-key-id", "test-key", "--access-key-secret", "test-secret"];
         args.extend_from_slice(wfm_args);
         let wfm = Proc::start("wfm-sim", &args, &setup.scratch.0);
         wait_ok(&setup.wfm("/sim/state"), Duration::from_secs(30));
@@ -153,7 +154,8 @@ fn settle(stack: &Stack, want: usize, posted: u64) -> Vec<(String, String, Strin
     });
     poll("the consumer to have read everything", Duration::from_secs(60), || {
         let s = stack.status()?;
-        (s["agent_states_read"].as_u64()? >= posted && s["agent_states_delivered"].as_u64()? as usize >= want).then_some(())
+        (s["agent_states_read"].as_u64()? >= posted && s["agent_states_delivered"].as_u64()? as usize >= want)
+            .then_some(())
     });
     stack.received()
 }
@@ -233,7 +235,9 @@ fn consume_killed_mid_stream_delivers_every_state_at_least_once() {
         // Kill the consumer three times, each time once it has delivered something new.
         if i % (n_chunks / 4) == n_chunks / 8 {
             let before = stack.received().len();
-            poll("progress before the kill", Duration::from_secs(60), || (stack.received().len() > before).then_some(()));
+            poll("progress before the kill", Duration::from_secs(60), || {
+                (stack.received().len() > before).then_some(())
+            });
             stack.consume.as_mut().unwrap().kill9();
             stack.start_consumer();
         }
@@ -248,7 +252,9 @@ fn consume_killed_mid_stream_delivers_every_state_at_least_once() {
         .map(|(k, v)| v.iter().filter(|t| !agents.get(k).is_some_and(|got| got.contains(t))).count())
         .sum();
     assert_eq!(missing, 0);
-    eprintln!("SIGKILL x3: {want} distinct states, all delivered; {twice} delivered twice (at least once after a crash)");
+    eprintln!(
+        "SIGKILL x3: {want} distinct states, all delivered; {twice} delivered twice (at least once after a crash)"
+    );
     let kills = stack.consume.as_ref().unwrap().log();
     assert!(!kills.contains("panicked"), "{kills}");
 }
@@ -279,7 +285,8 @@ fn records_of_an_older_schema_and_undecodable_ones() {
     let stack = Stack::start("states-schema", &[], "");
     let topic = stack.setup.topic("acd.agent-state.v1");
     // A version-1 record (no receivedUtc), written with the historic schema file alone.
-    let text = std::fs::read_to_string(format!("{}/schemas/history/agent-state.1.avsc", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let text =
+        std::fs::read_to_string(format!("{}/schemas/history/agent-state.1.avsc", env!("CARGO_MANIFEST_DIR"))).unwrap();
     let json: Value = serde_json::from_str(&text).unwrap();
     let schema = apache_avro::Schema::parse(&json).unwrap();
     let mut rec = apache_avro::types::Record::new(&schema).unwrap();

@@ -28,9 +28,10 @@ fn post(url: &str, body: &str) -> (u16, Value, reqwest::header::HeaderMap) {
 fn decode_with_avsc(file: &str, bytes: &[u8]) -> apache_avro::types::Value {
     let text = std::fs::read_to_string(format!("{}/schemas/{file}", env!("CARGO_MANIFEST_DIR"))).unwrap();
     let schema = apache_avro::Schema::parse_str(&text).unwrap();
-    let fps: Value =
-        serde_json::from_str(&std::fs::read_to_string(format!("{}/schemas/fingerprints.json", env!("CARGO_MANIFEST_DIR"))).unwrap())
-            .unwrap();
+    let fps: Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{}/schemas/fingerprints.json", env!("CARGO_MANIFEST_DIR"))).unwrap(),
+    )
+    .unwrap();
     let want = fps[file]["crc64avro"].as_str().unwrap();
     assert_eq!(&bytes[..2], &[0xC3, 0x01], "single-object marker");
     let got: String = bytes[2..10].iter().map(|b| format!("{b:02x}")).collect();
@@ -126,7 +127,11 @@ fn every_sample_is_accepted_and_lands_on_its_topic() {
 }
 
 fn fastavro_reads(setup: &Setup, bytes: &[u8], avsc: &str, expect: &str) {
-    let has = std::process::Command::new("python3").args(["-c", "import fastavro"]).status().map(|s| s.success()).unwrap_or(false);
+    let has = std::process::Command::new("python3")
+        .args(["-c", "import fastavro"])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
     if !has {
         eprintln!("fastavro not installed: second-implementation check skipped");
         return;
@@ -164,10 +169,30 @@ fn bad_input_is_refused_whole_and_publishes_nothing() {
     let with = |bad: &str| format!(r#"{{"contacts":[{valid},{bad}]}}"#);
     let cases: Vec<(String, &str)> = vec![
         ("{not json".into(), ""),
-        (with(r#"{"acdId":"e","contactId":"2","outcome":"HANDLED","arrivedUtc":"2024-01-01T00:00:00Z","endedUtc":"2024-01-01T00:05:00Z","queueDelaySec":1,"talkSec":1,"holdSec":0,"workSec":0,"agentValue":"a"}"#), "contacts[1].queueValue"),
-        (with(r#"{"acdId":"e","contactId":"2","queueValue":"q","outcome":"HANDLED","arrivedUtc":"2024-01-01T00:00:00Z","endedUtc":"2024-01-01T00:05:00Z","queueDelaySec":-4,"talkSec":1,"holdSec":0,"workSec":0,"agentValue":"a"}"#), "contacts[1].queueDelaySec"),
-        (with(r#"{"acdId":"e","contactId":"2","queueValue":"q","outcome":"HANDLED","arrivedUtc":"2024-01-01 00:00","endedUtc":"2024-01-01T00:05:00Z","queueDelaySec":4,"talkSec":1,"holdSec":0,"workSec":0,"agentValue":"a"}"#), "contacts[1].arrivedUtc"),
-        (with(r#"{"acdId":"e","contactId":"2","queueValue":"q","outcome":"HANDLED","arrivedUtc":"2024-01-01T00:09:00Z","endedUtc":"2024-01-01T00:05:00Z","queueDelaySec":4,"talkSec":1,"holdSec":0,"workSec":0,"agentValue":"a"}"#), "contacts[1].endedUtc"),
+        (
+            with(
+                r#"{"acdId":"e","contactId":"2","outcome":"HANDLED","arrivedUtc":"2024-01-01T00:00:00Z","endedUtc":"2024-01-01T00:05:00Z","queueDelaySec":1,"talkSec":1,"holdSec":0,"workSec":0,"agentValue":"a"}"#,
+            ),
+            "contacts[1].queueValue",
+        ),
+        (
+            with(
+                r#"{"acdId":"e","contactId":"2","queueValue":"q","outcome":"HANDLED","arrivedUtc":"2024-01-01T00:00:00Z","endedUtc":"2024-01-01T00:05:00Z","queueDelaySec":-4,"talkSec":1,"holdSec":0,"workSec":0,"agentValue":"a"}"#,
+            ),
+            "contacts[1].queueDelaySec",
+        ),
+        (
+            with(
+                r#"{"acdId":"e","contactId":"2","queueValue":"q","outcome":"HANDLED","arrivedUtc":"2024-01-01 00:00","endedUtc":"2024-01-01T00:05:00Z","queueDelaySec":4,"talkSec":1,"holdSec":0,"workSec":0,"agentValue":"a"}"#,
+            ),
+            "contacts[1].arrivedUtc",
+        ),
+        (
+            with(
+                r#"{"acdId":"e","contactId":"2","queueValue":"q","outcome":"HANDLED","arrivedUtc":"2024-01-01T00:09:00Z","endedUtc":"2024-01-01T00:05:00Z","queueDelaySec":4,"talkSec":1,"holdSec":0,"workSec":0,"agentValue":"a"}"#,
+            ),
+            "contacts[1].endedUtc",
+        ),
     ];
     for (body, field) in &cases {
         let (status, answer) = send("/v1/contacts", body, "application/json", auth);
@@ -190,7 +215,8 @@ fn bad_input_is_refused_whole_and_publishes_nothing() {
     // The charset parameter is allowed, and the good request goes through: the topic was empty.
     let before = end_offsets(&setup.brokers, &setup.topic("acd.contact.v1"));
     assert_eq!(before, 0, "something was published by a refused request");
-    let (status, answer) = send("/v1/contacts", &format!(r#"{{"contacts":[{valid}]}}"#), "application/json; charset=utf-8", auth);
+    let (status, answer) =
+        send("/v1/contacts", &format!(r#"{{"contacts":[{valid}]}}"#), "application/json; charset=utf-8", auth);
     assert_eq!((status, answer), (202, json!({"accepted": 1})));
     assert_eq!(end_offsets(&setup.brokers, &setup.topic("acd.contact.v1")), 1);
     // Health, readiness and metrics need no token.
@@ -245,7 +271,9 @@ fn kafka_outage_answers_503_and_loses_nothing() {
     setup.brokers = format!("127.0.0.1:{port}");
     let _p = produce(&setup, "#ingest\nack_timeout_ms = 2000\n");
     let state = |login: &str| {
-        format!(r#"{{"agentStateList":[{{"loginId":"{login}","acdId":"e","eventCode":"AVAIL","reasonCode":"","eventUtcTime":"2024-01-01T00:00:00Z"}}]}}"#)
+        format!(
+            r#"{{"agentStateList":[{{"loginId":"{login}","acdId":"e","eventCode":"AVAIL","reasonCode":"","eventUtcTime":"2024-01-01T00:00:00Z"}}]}}"#
+        )
     };
     let url = setup.ingest("/v1/agent-states");
     assert_eq!(post(&url, &state("before")).0, 202);

@@ -12,6 +12,9 @@ use std::path::Path;
 #[error("checkpoint store: {0}")]
 pub struct StoreError(#[from] sled::Error);
 
+/// One stored key and value.
+pub type Entry = (Vec<u8>, Vec<u8>);
+
 /// One write: a value, or `None` to delete the key.
 pub type Write = (Vec<u8>, Option<Vec<u8>>);
 
@@ -24,12 +27,13 @@ pub struct Checkpoints {
 impl Checkpoints {
     /// Opens (or creates) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Checkpoints, StoreError> {
-        let db = sled::Config::new().path(dir).cache_capacity(64 * 1024 * 1024).mode(sled::Mode::HighThroughput).open()?;
+        let db =
+            sled::Config::new().path(dir).cache_capacity(64 * 1024 * 1024).mode(sled::Mode::HighThroughput).open()?;
         Ok(Checkpoints { db })
     }
 
     /// Every key under `prefix`, in key order.
-    pub fn scan(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    pub fn scan(&self, prefix: &[u8]) -> Result<Vec<Entry>, StoreError> {
         self.db
             .scan_prefix(prefix)
             .map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(StoreError::from))

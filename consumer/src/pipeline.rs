@@ -282,7 +282,8 @@ impl Pipeline {
                     }
                     self.delivered.fetch_add(chunk.len() as u64, Ordering::Relaxed);
                     if let Some((last, _)) = chunk.last() {
-                        self.board.lock().expect("board").last_delivered_agent_state_utc = Some(last.event_utc_time.clone());
+                        self.board.lock().expect("board").last_delivered_agent_state_utc =
+                            Some(last.event_utc_time.clone());
                     }
                 }
                 Delivery::DeadLetter(letter) => {

@@ -78,7 +78,7 @@ impl Seen {
     }
 
     /// The store writes for everything changed since the last call.
-    pub fn take_writes(&mut self) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+    pub fn take_writes(&mut self) -> Vec<crate::checkpoint::Write> {
         let mut out = Vec::with_capacity(self.dirty.len() + self.expired.len());
         for (agent, hour) in std::mem::take(&mut self.dirty) {
             if let Some(times) = self.buckets.get(&agent).and_then(|h| h.get(&hour)) {

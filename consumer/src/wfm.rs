@@ -163,7 +163,9 @@ impl WfmClient {
 
     /// Renews: refresh when the refresh token lives, else (or when refused) log in again.
     async fn renew(&self, slot: &mut Option<Tokens>) -> Result<(), WfmError> {
-        self.metrics.counter("acd_wfm_token_renewals_total", "Token refreshes and logins", &[]).fetch_add(1, Ordering::Relaxed);
+        self.metrics
+            .counter("acd_wfm_token_renewals_total", "Token refreshes and logins", &[])
+            .fetch_add(1, Ordering::Relaxed);
         let now = Instant::now();
         if let Some(t) = slot.as_ref().filter(|t| t.refresh_until > now + Duration::from_secs(1)) {
             match self.refresh(&t.refresh).await {

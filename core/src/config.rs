@@ -168,7 +168,13 @@ pub struct IntervalConfig {
 
 impl Default for IntervalConfig {
     fn default() -> Self {
-        IntervalConfig { minutes: 15, grace_seconds: 120, idle_close_seconds: 30, max_lateness_hours: 48, zero_fill_days: 7 }
+        IntervalConfig {
+            minutes: 15,
+            grace_seconds: 120,
+            idle_close_seconds: 30,
+            max_lateness_hours: 48,
+            zero_fill_days: 7,
+        }
     }
 }
 
@@ -314,7 +320,8 @@ impl Config {
             Some(p) => {
                 let text = std::fs::read_to_string(p)
                     .map_err(|e| err("--config", format!("cannot read {}: {e}", p.display())))?;
-                toml::from_str::<toml::Table>(&text).map_err(|e| err(&p.display().to_string(), e.message().to_string()))?
+                toml::from_str::<toml::Table>(&text)
+                    .map_err(|e| err(&p.display().to_string(), e.message().to_string()))?
             }
             None => toml::Table::new(),
         };
@@ -386,13 +393,18 @@ impl Config {
         if !self.sla.threshold_seconds.is_finite() || self.sla.threshold_seconds < 0.0 {
             return Err(err("sla.threshold_seconds", "must be a number >= 0"));
         }
-        for (key, addr) in [("ingest.listen", &self.ingest.listen), ("consumer.admin_listen", &self.consumer.admin_listen)] {
+        for (key, addr) in
+            [("ingest.listen", &self.ingest.listen), ("consumer.admin_listen", &self.consumer.admin_listen)]
+        {
             if addr.parse::<std::net::SocketAddr>().is_err() {
                 return Err(err(key, format!("must be an address like 127.0.0.1:8080, is {addr:?}")));
             }
         }
         if !(self.wfm.base_url.starts_with("http://") || self.wfm.base_url.starts_with("https://")) {
-            return Err(err("wfm.base_url", format!("must start with http:// or https://, is {:?}", self.wfm.base_url)));
+            return Err(err(
+                "wfm.base_url",
+                format!("must start with http:// or https://, is {:?}", self.wfm.base_url),
+            ));
         }
         for (name, v) in self.topics_named() {
             if v.is_empty() {
@@ -429,8 +441,9 @@ impl Config {
             })
             .collect();
         if !self.kafka.properties_file.is_empty() {
-            let text = std::fs::read_to_string(&self.kafka.properties_file)
-                .map_err(|e| err("kafka.properties_file", format!("cannot read {}: {e}", self.kafka.properties_file)))?;
+            let text = std::fs::read_to_string(&self.kafka.properties_file).map_err(|e| {
+                err("kafka.properties_file", format!("cannot read {}: {e}", self.kafka.properties_file))
+            })?;
             for (n, line) in text.lines().enumerate() {
                 let line = line.trim();
                 if line.is_empty() || line.starts_with('#') {

@@ -12,20 +12,21 @@ enum Handle {
     Gauge(Arc<AtomicI64>),
 }
 
+/// One metric: its help text and its series by label set.
+type Family = (String, BTreeMap<String, Handle>);
+
 /// The process's metrics.
 #[derive(Default, Clone)]
 pub struct Registry {
-    inner: Arc<Mutex<BTreeMap<String, (String, BTreeMap<String, Handle>)>>>,
+    inner: Arc<Mutex<BTreeMap<String, Family>>>,
 }
 
 fn labels_text(labels: &[(&str, &str)]) -> String {
     if labels.is_empty() {
         return String::new();
     }
-    let parts: Vec<String> = labels
-        .iter()
-        .map(|(k, v)| format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"")))
-        .collect();
+    let parts: Vec<String> =
+        labels.iter().map(|(k, v)| format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))).collect();
     format!("{{{}}}", parts.join(","))
 }
 

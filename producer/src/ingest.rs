@@ -87,7 +87,8 @@ async fn require_token(State(s): State<IngestState>, req: Request, next: Next) -
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
-    let ok = given.is_some_and(|g| s.tokens.iter().fold(false, |acc, t| acc | constant_time_eq(g.as_bytes(), t.as_bytes())));
+    let ok =
+        given.is_some_and(|g| s.tokens.iter().fold(false, |acc, t| acc | constant_time_eq(g.as_bytes(), t.as_bytes())));
     if ok {
         next.run(req).await
     } else {
@@ -103,10 +104,11 @@ async fn require_token(State(s): State<IngestState>, req: Request, next: Next) -
 
 fn count(s: &IngestState, path: &str, status: u16) {
     s.metrics
-        .counter("acd_ingest_requests_total", "Ingest API requests by endpoint and status", &[
-            ("endpoint", path),
-            ("status", &status.to_string()),
-        ])
+        .counter(
+            "acd_ingest_requests_total",
+            "Ingest API requests by endpoint and status",
+            &[("endpoint", path), ("status", &status.to_string())],
+        )
         .fetch_add(1, Ordering::Relaxed);
 }
 
@@ -149,7 +151,10 @@ async fn respond(s: &IngestState, headers: &HeaderMap, body: &[u8], parse: Parse
             s.metrics
                 .counter("acd_ingest_invalid_items_total", "Validation errors returned by the ingest API", &[])
                 .fetch_add(errors.len() as u64, Ordering::Relaxed);
-            return (StatusCode::BAD_REQUEST, (StatusCode::BAD_REQUEST, Json(json!({ "errors": errors }))).into_response());
+            return (
+                StatusCode::BAD_REQUEST,
+                (StatusCode::BAD_REQUEST, Json(json!({ "errors": errors }))).into_response(),
+            );
         }
     };
     match s.publisher.publish_parsed(&parsed, s.ack_timeout).await {

@@ -97,7 +97,12 @@ impl Publisher {
     }
 
     /// Publishes `records`, waiting at most `deadline` for every acknowledgement.
-    pub async fn publish(&self, stream: Stream, records: Vec<Outgoing>, deadline: Duration) -> Result<usize, PublishError> {
+    pub async fn publish(
+        &self,
+        stream: Stream,
+        records: Vec<Outgoing>,
+        deadline: Duration,
+    ) -> Result<usize, PublishError> {
         let n = records.len();
         let mut pending = Vec::with_capacity(n);
         for r in &records {
@@ -123,7 +128,8 @@ impl Publisher {
                 }
             }
         }
-        let acks = tokio::time::timeout(deadline, join_all(pending)).await.map_err(|_| PublishError::Timeout(deadline))?;
+        let acks =
+            tokio::time::timeout(deadline, join_all(pending)).await.map_err(|_| PublishError::Timeout(deadline))?;
         for ack in acks {
             match ack {
                 Ok(Ok(_)) => {}

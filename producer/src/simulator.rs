@@ -161,7 +161,11 @@ impl Simulator {
                 }
             }
             Phase::Talking { queue, arrived, delay, talk_start } => {
-                let hold = if self.rng.gen_bool(0.2) { self.secs(5.0, 60.0).min(((t - talk_start) / 2000) as f64) } else { 0.0 };
+                let hold = if self.rng.gen_bool(0.2) {
+                    self.secs(5.0, 60.0).min(((t - talk_start) / 2000) as f64)
+                } else {
+                    0.0
+                };
                 let talk = (t - talk_start) as f64 / 1000.0 - hold;
                 out.push(self.state(a, t, "ACW", ""));
                 (Phase::Wrap { queue, arrived, delay, talk, hold, wrap_start: t }, self.secs(3.0, 60.0))
@@ -170,7 +174,11 @@ impl Simulator {
                 let work = (t - wrap_start) as f64 / 1000.0;
                 self.contacts += 1;
                 let (queue_value, queue_name, outbound) = self.queues[queue].clone();
-                let party = if outbound { Some(if self.rng.gen_bool(0.7) { Party::Right } else { Party::Wrong }) } else { None };
+                let party = if outbound {
+                    Some(if self.rng.gen_bool(0.7) { Party::Right } else { Party::Wrong })
+                } else {
+                    None
+                };
                 out.push(SimEvent::Contact(Contact {
                     acd_id: self.acd_id.clone(),
                     contact_id: format!("{}-c{}", self.acd_id, self.contacts),

@@ -4,9 +4,7 @@
 
 use serde_json::Value;
 
-const PRIMITIVES: &[&str] = &[
-    "null", "boolean", "int", "long", "float", "double", "bytes", "string",
-];
+const PRIMITIVES: &[&str] = &["null", "boolean", "int", "long", "float", "double", "bytes", "string"];
 const EMPTY: u64 = 0xc15d_213a_a4d7_a795;
 
 /// The Parsing Canonical Form of a schema given as JSON.
@@ -150,8 +148,7 @@ mod tests {
         // schemas/fingerprints.json is written by scripts/avro-fingerprints.py with fastavro.
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/");
         let vectors: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(format!("{dir}fingerprints.json")).unwrap())
-                .unwrap();
+            serde_json::from_str(&std::fs::read_to_string(format!("{dir}fingerprints.json")).unwrap()).unwrap();
         let vectors = vectors.as_object().unwrap();
         assert!(vectors.len() >= 6);
         for (file, want) in vectors {

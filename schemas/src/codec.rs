@@ -26,13 +26,8 @@ pub enum Stream {
 
 impl Stream {
     /// Every stream, in topic order.
-    pub const ALL: [Stream; 5] = [
-        Stream::AgentState,
-        Stream::Contact,
-        Stream::Interval,
-        Stream::AgentActivity,
-        Stream::ConnectorStatus,
-    ];
+    pub const ALL: [Stream; 5] =
+        [Stream::AgentState, Stream::Contact, Stream::Interval, Stream::AgentActivity, Stream::ConnectorStatus];
 
     /// The current `.avsc` text.
     pub fn schema_text(self) -> &'static str {
@@ -155,9 +150,10 @@ impl Codec {
                 Stream::ALL
                     .into_iter()
                     .find(|s| {
-                        serde_json::from_str::<Json>(s.schema_text()).ok().and_then(|j| {
-                            j.get("name").and_then(Json::as_str).map(|n| n == name)
-                        }) == Some(true)
+                        serde_json::from_str::<Json>(s.schema_text())
+                            .ok()
+                            .and_then(|j| j.get("name").and_then(Json::as_str).map(|n| n == name))
+                            == Some(true)
                     })
                     .ok_or_else(|| CodecError::UnknownFingerprint(hex(&fp)))?
             }
@@ -170,9 +166,8 @@ impl Codec {
     /// Encodes one record of `stream` in the configured framing.
     pub fn encode<T: Serialize>(&self, stream: Stream, record: &T) -> Result<Vec<u8>, CodecError> {
         let current = &self.current[&stream];
-        let value = to_value(record)
-            .and_then(|v| v.resolve(&current.schema))
-            .map_err(|e| CodecError::Avro(e.to_string()))?;
+        let value =
+            to_value(record).and_then(|v| v.resolve(&current.schema)).map_err(|e| CodecError::Avro(e.to_string()))?;
         let datum = to_avro_datum(&current.schema, value).map_err(|e| CodecError::Avro(e.to_string()))?;
         let mut out = Vec::with_capacity(datum.len() + 10);
         match &self.framing {
@@ -272,10 +267,7 @@ mod tests {
         let codec = Codec::new(Framing::Confluent(HashMap::from([(Stream::AgentState, 7)])));
         let bytes = codec.encode(Stream::AgentState, &state()).unwrap();
         assert_eq!(&bytes[..5], &[0, 0, 0, 0, 7]);
-        assert!(matches!(
-            codec.decode::<AgentState>(Stream::AgentState, &bytes),
-            Err(CodecError::UnknownSchemaId(7))
-        ));
+        assert!(matches!(codec.decode::<AgentState>(Stream::AgentState, &bytes), Err(CodecError::UnknownSchemaId(7))));
         codec.learn_schema_id(7, Stream::AgentState.schema_text()).unwrap();
         assert_eq!(codec.decode::<AgentState>(Stream::AgentState, &bytes).unwrap(), state());
     }
@@ -306,9 +298,6 @@ mod tests {
             assert!(codec.decode::<AgentState>(Stream::AgentState, bad).is_err(), "{bad:?}");
         }
         let good = codec.encode(Stream::AgentState, &state()).unwrap();
-        assert!(matches!(
-            codec.decode::<Contact>(Stream::Contact, &good),
-            Err(CodecError::WrongStream { .. })
-        ));
+        assert!(matches!(codec.decode::<Contact>(Stream::Contact, &good), Err(CodecError::WrongStream { .. })));
     }
 }

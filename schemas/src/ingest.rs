@@ -235,11 +235,9 @@ fn root(body: &[u8]) -> Result<Map<String, Value>, Vec<FieldError>> {
             field: String::new(),
             message: format!("the body must be a JSON object, not {}", kind(&other)),
         }]),
-        Err(err) => Err(vec![FieldError {
-            index: None,
-            field: String::new(),
-            message: format!("invalid JSON: {err}"),
-        }]),
+        Err(err) => {
+            Err(vec![FieldError { index: None, field: String::new(), message: format!("invalid JSON: {err}") }])
+        }
     }
 }
 

@@ -290,8 +290,11 @@ pub fn wait_ok(url: &str, within: Duration) {
     poll(url, within, || c.get(url).send().ok().filter(|r| r.status().is_success()).map(|_| ()));
 }
 
+/// One record read back: key, value, headers, partition, offset.
+pub type Record = (Option<String>, Vec<u8>, Vec<(String, String)>, i32, i64);
+
 /// Every record of `topic`, from the beginning to the end offsets at the time of the call.
-pub fn read_topic(brokers: &str, topic: &str) -> Vec<(Option<String>, Vec<u8>, Vec<(String, String)>, i32, i64)> {
+pub fn read_topic(brokers: &str, topic: &str) -> Vec<Record> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", unique("reader"))

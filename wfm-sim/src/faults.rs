@@ -90,10 +90,8 @@ impl Faults {
                 self.outage = None;
             }
         }
-        let rule = self
-            .rules
-            .iter_mut()
-            .find(|r| r.count > 0 && (r.path == path || (r.path == "*" && !is_auth(path))))?;
+        let rule =
+            self.rules.iter_mut().find(|r| r.count > 0 && (r.path == path || (r.path == "*" && !is_auth(path))))?;
         rule.count -= 1;
         let v = Verdict { status: rule.status, retry_after: rule.retry_after, delay_ms: rule.delay_ms };
         self.rules.retain(|r| r.count > 0);

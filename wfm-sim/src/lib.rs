@@ -7,6 +7,9 @@
 //! calls of a path, go dark for S seconds, reject one queue's intraday rows, answer slowly.
 //! Everything it received is at `GET /sim/state`; a person reads it at `/`.
 
+// Handlers return an early `Response` as their error, as axum handlers do.
+#![allow(clippy::result_large_err)]
+
 mod faults;
 mod page;
 mod store;
@@ -162,7 +165,8 @@ async fn inject_faults(State(sim): State<Sim>, req: Request, next: Next) -> Resp
         if f.delay_ms > 0 {
             tokio::time::sleep(std::time::Duration::from_millis(f.delay_ms)).await;
         }
-        let mut resp = error(StatusCode::from_u16(f.status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE), "", "injected fault");
+        let mut resp =
+            error(StatusCode::from_u16(f.status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE), "", "injected fault");
         if let Some(ra) = f.retry_after {
             resp.headers_mut().insert(header::RETRY_AFTER, ra.to_string().parse().expect("number header"));
         }

@@ -33,8 +33,10 @@ pub fn render(store: &Store) -> String {
             let _ = write!(h, "<tr><td class=l>{}</td><td>{status}</td><td>{n}</td></tr>", esc(path));
         }
     }
-    h.push_str("</table><h2>Queue intervals</h2><table><tr><th>interval</th><th>queue</th><th>received</th>\
-                <th>handled</th><th>abandoned</th><th>handle time</th><th>SL %</th></tr>");
+    h.push_str(
+        "</table><h2>Queue intervals</h2><table><tr><th>interval</th><th>queue</th><th>received</th>\
+                <th>handled</th><th>abandoned</th><th>handle time</th><th>SL %</th></tr>",
+    );
     for ((start, queue), r) in store.queue_rows.iter().rev().take(200) {
         let _ = write!(
             h,
