@@ -35,6 +35,8 @@ pub enum ConsumerError {
     Client(#[from] rdkafka::error::KafkaError),
     #[error(transparent)]
     Store(#[from] checkpoint::StoreError),
+    #[error("checkpoint store: {0}")]
+    Checkpoint(String),
     #[error(transparent)]
     Wfm(#[from] wfm::WfmError),
     #[error("admin listener {addr}: {source}")]

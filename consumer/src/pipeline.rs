@@ -22,7 +22,7 @@ use acd_core::kafka::Registry as SchemaRegistry;
 use acd_core::metrics::Registry;
 use acd_schemas::records::AgentState;
 use acd_schemas::time::{format_millis, now_millis};
-use acd_schemas::wfm::{AgentStateJson, AgentStateList};
+use acd_schemas::wfm::AgentStateJson;
 use acd_schemas::{Codec, CodecError, Stream};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::message::{Message, OwnedMessage};
@@ -72,6 +72,109 @@ enum Delivery {
     Abandoned,
 }
 
+/// A record as polled: decoded on the spot, or kept whole for the slow path (a schema to fetch
+/// from the registry, or a dead letter).
+enum Polled {
+    State { partition: i32, offset: i64, state: AgentState },
+    Raw(OwnedMessage),
+}
+
+impl Polled {
+    fn position(&self) -> (i32, i64) {
+        match self {
+            Polled::State { partition, offset, .. } => (*partition, *offset),
+            Polled::Raw(m) => (m.partition(), m.offset()),
+        }
+    }
+}
+
+/// Work for the committer: checkpoint writes, then the offsets they cover.
+enum Job {
+    Commit {
+        writes: Vec<crate::checkpoint::Write>,
+        offsets: BTreeMap<i32, i64>,
+        generation: u64,
+    },
+    /// Answered once everything sent before it is done.
+    Barrier(tokio::sync::oneshot::Sender<()>),
+}
+
+/// Writes checkpoints and commits offsets in the background, in round order, so the next round
+/// is decoded while the store flushes. Offsets are committed only after their checkpoint is on
+/// disk; after a failed checkpoint nothing more is committed and the pipeline stops.
+struct Committer {
+    tx: tokio::sync::mpsc::Sender<Job>,
+    failed: Arc<Mutex<Option<String>>>,
+}
+
+impl Committer {
+    fn spawn(
+        store: Checkpoints,
+        consumer: Arc<StreamConsumer<Ctx>>,
+        generation: Arc<AtomicU64>,
+        topic: String,
+    ) -> Self {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Job>(2);
+        let failed = Arc::new(Mutex::new(None));
+        let f = failed.clone();
+        tokio::spawn(async move {
+            while let Some(job) = rx.recv().await {
+                match job {
+                    Job::Barrier(done) => {
+                        let _ = done.send(());
+                    }
+                    Job::Commit { .. } if f.lock().expect("committer").is_some() => {}
+                    Job::Commit { writes, offsets, generation: gen } => {
+                        let store = store.clone();
+                        match tokio::task::spawn_blocking(move || store.commit(writes)).await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(e)) => {
+                                *f.lock().expect("committer") = Some(e.to_string());
+                                continue;
+                            }
+                            Err(e) => {
+                                *f.lock().expect("committer") = Some(e.to_string());
+                                continue;
+                            }
+                        }
+                        if generation.load(Ordering::SeqCst) != gen || offsets.is_empty() {
+                            // The partitions are someone else's now; the group keeps its offsets.
+                            continue;
+                        }
+                        let mut tpl = TopicPartitionList::new();
+                        for (partition, next) in offsets {
+                            let _ = tpl.add_partition_offset(&topic, partition, Offset::Offset(next));
+                        }
+                        if let Err(e) = consumer.commit(&tpl, CommitMode::Async) {
+                            tracing::warn!(error = %e, "offset commit failed; the checkpoint has them");
+                        }
+                    }
+                }
+            }
+        });
+        Committer { tx, failed }
+    }
+
+    async fn submit(&self, job: Job) {
+        let _ = self.tx.send(job).await;
+    }
+
+    /// Waits until everything submitted is checkpointed (and its offsets committed).
+    async fn drain(&self) -> Result<(), ConsumerError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.submit(Job::Barrier(tx)).await;
+        let _ = rx.await;
+        self.check()
+    }
+
+    fn check(&self) -> Result<(), ConsumerError> {
+        match self.failed.lock().expect("committer").clone() {
+            Some(e) => Err(ConsumerError::Checkpoint(e)),
+            None => Ok(()),
+        }
+    }
+}
+
 /// The running consumer.
 pub struct Pipeline {
     cfg: Config,
@@ -84,7 +187,8 @@ pub struct Pipeline {
     codec: Arc<Codec>,
     schema_registry: Option<SchemaRegistry>,
     /// Records read while paused, to be processed first in the next round.
-    stash: VecDeque<OwnedMessage>,
+    stash: VecDeque<Polled>,
+    committer: Committer,
     paused: bool,
     board: SharedBoard,
     shutdown: CancellationToken,
@@ -107,9 +211,7 @@ impl Pipeline {
     ) -> Result<Pipeline, ConsumerError> {
         let store = Checkpoints::open(&cfg.state_dir())?;
         let mut seen = Seen::new(cfg.interval.max_lateness_hours as i64 * 3_600_000);
-        for (k, v) in store.scan(b"seen/")? {
-            seen.load(&k, &v);
-        }
+        seen.load(store.scan(crate::seen::PREFIX)?);
         tracing::info!(remembered = seen.len(), state_dir = %cfg.consumer.state_dir, "checkpoint loaded");
         let generation = Arc::new(AtomicU64::new(0));
         let mut cc = acd_core::kafka::client_config(&cfg)?;
@@ -138,7 +240,11 @@ impl Pipeline {
                 )
             })
             .collect();
+        let consumer = Arc::new(consumer);
+        let committer =
+            Committer::spawn(store.clone(), consumer.clone(), generation.clone(), cfg.topics.agent_state.clone());
         Ok(Pipeline {
+            committer,
             dlq: DeadLetters::new(&cfg)?,
             read: c("acd_agent_states_read_total", "Agent state records read from Kafka"),
             delivered: c("acd_agent_states_delivered_total", "Agent states accepted by the WFM"),
@@ -148,7 +254,7 @@ impl Pipeline {
             latency_sum: c("acd_agent_state_latency_ms_sum", "Sum of measured latencies, ms"),
             latency,
             cfg,
-            consumer: Arc::new(consumer),
+            consumer,
             generation,
             wfm,
             store,
@@ -170,24 +276,34 @@ impl Pipeline {
     /// Runs until shutdown; the round in progress is finished (or abandoned uncommitted).
     pub async fn run(mut self) -> Result<(), ConsumerError> {
         let lag = spawn_lag_watch(self.consumer.clone(), self.board.clone(), self.shutdown.clone());
-        let max_round = self.cfg.wfm.agent_state_batch * 8;
+        let max_round = self.cfg.wfm.agent_state_batch * 16;
         while !self.shutdown.is_cancelled() {
             let batch = self.collect(max_round).await;
             if batch.is_empty() {
                 continue;
             }
             self.process(batch).await?;
+            self.committer.check()?;
             self.update_board();
         }
         lag.abort();
-        // Everything processed was committed after its round; close the group membership cleanly.
+        // Everything processed is checkpointed and committed before leaving the group.
+        let drained = self.committer.drain().await;
         self.consumer.unsubscribe();
-        Ok(())
+        drained
     }
 
-    async fn collect(&mut self, max: usize) -> Vec<OwnedMessage> {
+    /// Decodes a polled record on the spot when it can (the common case, no copy of the bytes).
+    fn polled(&self, m: &rdkafka::message::BorrowedMessage<'_>) -> Polled {
+        match self.codec.decode_agent_state(m.payload().unwrap_or_default()) {
+            Ok(state) => Polled::State { partition: m.partition(), offset: m.offset(), state },
+            Err(_) => Polled::Raw(m.detach()),
+        }
+    }
+
+    async fn collect(&mut self, max: usize) -> Vec<Polled> {
         let generation = self.generation.load(Ordering::SeqCst);
-        let mut batch: Vec<OwnedMessage> = self.stash.drain(..).collect();
+        let mut batch: Vec<Polled> = self.stash.drain(..).collect();
         let linger = Duration::from_millis(self.cfg.wfm.agent_state_linger_ms);
         let mut deadline = (!batch.is_empty()).then(|| Instant::now() + linger);
         while batch.len() < max {
@@ -203,7 +319,7 @@ impl Pipeline {
             };
             match next {
                 Ok(m) => {
-                    batch.push(m.detach());
+                    batch.push(self.polled(&m));
                     deadline.get_or_insert_with(|| Instant::now() + linger);
                 }
                 Err(e) => {
@@ -222,7 +338,7 @@ impl Pipeline {
     }
 
     async fn decode(&self, payload: &[u8]) -> Result<AgentState, CodecError> {
-        match self.codec.decode(Stream::AgentState, payload) {
+        match self.codec.decode_agent_state(payload) {
             Err(CodecError::UnknownSchemaId(id)) if self.schema_registry.is_some() => {
                 if let Some(r) = &self.schema_registry {
                     if let Err(e) = r.learn(&self.codec, id).await {
@@ -235,95 +351,112 @@ impl Pipeline {
         }
     }
 
-    async fn process(&mut self, batch: Vec<OwnedMessage>) -> Result<(), ConsumerError> {
+    async fn process(&mut self, batch: Vec<Polled>) -> Result<(), ConsumerError> {
         let generation = self.generation.load(Ordering::SeqCst);
-        let mut next_offsets: BTreeMap<(String, i32), i64> = BTreeMap::new();
-        let mut fresh: Vec<(AgentStateJson, Option<i64>)> = Vec::with_capacity(batch.len());
+        let mut next_offsets: BTreeMap<i32, i64> = BTreeMap::new();
+        let mut fresh: Vec<Item> = Vec::with_capacity(batch.len());
         self.read.fetch_add(batch.len() as u64, Ordering::Relaxed);
-        for m in &batch {
-            next_offsets.insert((m.topic().to_string(), m.partition()), m.offset() + 1);
-            let payload = m.payload().unwrap_or_default();
-            match self.decode(payload).await {
-                Ok(s) => {
-                    if self.seen.admit(&s.key(), s.event_utc_time) {
-                        fresh.push((
-                            AgentStateJson {
-                                login_id: s.login_id,
-                                acd_id: s.acd_id,
-                                event_code: s.event_code,
-                                reason_code: s.reason_code,
-                                event_utc_time: format_millis(s.event_utc_time),
-                            },
-                            s.received_utc,
-                        ));
-                    } else {
-                        self.duplicates.fetch_add(1, Ordering::Relaxed);
+        for p in batch {
+            let (partition, offset) = p.position();
+            next_offsets.insert(partition, offset + 1);
+            let state = match p {
+                Polled::State { state, .. } => state,
+                Polled::Raw(m) => match self.decode(m.payload().unwrap_or_default()).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        let letter = input_letter(&m, "undecodable", &e.to_string());
+                        self.dlq.send(&letter).await;
+                        self.dead.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(topic = m.topic(), partition, offset, error = %e, "undecodable record dead-lettered");
+                        continue;
                     }
-                }
-                Err(e) => {
-                    let letter = input_letter(m, "undecodable", &e.to_string());
-                    self.dlq.send(&letter).await;
-                    self.dead.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(topic = m.topic(), partition = m.partition(), offset = m.offset(), error = %e, "undecodable record dead-lettered");
-                }
+                },
+            };
+            if self.seen.admit(&state.key(), state.event_utc_time) {
+                let received = state.received_utc;
+                fresh.push((
+                    AgentStateJson {
+                        login_id: state.login_id,
+                        acd_id: state.acd_id,
+                        event_code: state.event_code,
+                        reason_code: state.reason_code,
+                        event_utc_time: format_millis(state.event_utc_time),
+                    },
+                    received,
+                ));
+            } else {
+                self.duplicates.fetch_add(1, Ordering::Relaxed);
             }
         }
         let path = self.wfm.paths().agent_states.clone();
-        for chunk in fresh.chunks(self.cfg.wfm.agent_state_batch) {
-            let list = AgentStateList { agent_state_list: chunk.iter().map(|(s, _)| s.clone()).collect() };
-            let body = serde_json::to_vec(&list).expect("agent states serialise");
-            match self.deliver(&path, &body, generation).await {
-                Delivery::Done => {
-                    let now = now_millis();
-                    for (_, received) in chunk {
-                        if let Some(r) = received {
-                            self.observe_latency((now - r).max(0) as u64);
-                        }
-                    }
-                    self.delivered.fetch_add(chunk.len() as u64, Ordering::Relaxed);
-                    if let Some((last, _)) = chunk.last() {
-                        self.board.lock().expect("board").last_delivered_agent_state_utc =
-                            Some(last.event_utc_time.clone());
-                    }
+        let lanes = lanes(fresh);
+        let sent = self.first_attempts(&path, &lanes).await;
+        for (lane, accepted) in lanes.iter().zip(sent) {
+            for (i, chunk) in lane.chunks(self.cfg.wfm.agent_state_batch).enumerate() {
+                if i < accepted {
+                    self.accepted(chunk);
+                    continue;
                 }
-                Delivery::DeadLetter(letter) => {
-                    let letter = DeadLetter { key: format!("agent-states/{}", chunk[0].0.event_utc_time), ..letter }
-                        .header("dlq.kind", "agent-states");
-                    self.dlq.send(&letter).await;
-                    self.dead.fetch_add(1, Ordering::Relaxed);
+                let body = states_body(chunk);
+                match self.deliver(&path, &body, generation).await {
+                    Delivery::Done => self.accepted(chunk),
+                    Delivery::DeadLetter(letter) => {
+                        let letter =
+                            DeadLetter { key: format!("agent-states/{}", chunk[0].0.event_utc_time), ..letter }
+                                .header("dlq.kind", "agent-states");
+                        self.dlq.send(&letter).await;
+                        self.dead.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Delivery::Abandoned => return self.abandon().await,
                 }
-                Delivery::Abandoned => return self.abandon(),
             }
         }
+        // The dedup journal and the next offsets, in one flushed write.
         let mut writes = self.seen.take_writes();
-        self.seen.expire();
-        writes.extend(self.seen.take_writes());
-        for ((topic, partition), next) in &next_offsets {
-            writes.push((offset_key(topic, *partition), Some(next.to_le_bytes().to_vec())));
+        for (partition, next) in &next_offsets {
+            writes.push((offset_key(&self.cfg.topics.agent_state, *partition), Some(next.to_le_bytes().to_vec())));
         }
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || store.commit(writes)).await.expect("checkpoint task")?;
-        if self.generation.load(Ordering::SeqCst) != generation {
-            // Checkpointed, but the partitions are someone else's now: their committed offsets
-            // stay where the group has them.
-            return Ok(());
-        }
-        let mut tpl = TopicPartitionList::new();
-        for ((topic, partition), next) in next_offsets {
-            tpl.add_partition_offset(&topic, partition, Offset::Offset(next))?;
-        }
-        if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
-            tracing::warn!(error = %e, "offset commit failed; the checkpoint has them");
-        }
+        self.committer.submit(Job::Commit { writes, offsets: next_offsets, generation }).await;
         Ok(())
     }
 
-    fn abandon(&mut self) -> Result<(), ConsumerError> {
-        // Forget what this round admitted: reload the last checkpoint.
-        let mut seen = Seen::new(self.cfg.interval.max_lateness_hours as i64 * 3_600_000);
-        for (k, v) in self.store.scan(b"seen/")? {
-            seen.load(&k, &v);
+    /// Sends every lane's chunks concurrently, each lane in order, stopping a lane at its first
+    /// answer that is not a success. Returns how many chunks of each lane were accepted; the rest
+    /// go through [`Pipeline::deliver`] with its retries, in the same order.
+    async fn first_attempts(&self, path: &str, lanes: &[Vec<Item>]) -> Vec<usize> {
+        let batch = self.cfg.wfm.agent_state_batch;
+        let sends = lanes.iter().map(|lane| async move {
+            let mut accepted = 0;
+            for chunk in lane.chunks(batch) {
+                let answer = self.wfm.call(reqwest::Method::POST, path, Some(&states_body(chunk))).await;
+                if classify(&answer.attempt) != Outcome::Success {
+                    break;
+                }
+                accepted += 1;
+            }
+            accepted
+        });
+        futures::future::join_all(sends).await
+    }
+
+    fn accepted(&self, chunk: &[Item]) {
+        let now = now_millis();
+        for (_, received) in chunk {
+            if let Some(r) = received {
+                self.observe_latency((now - r).max(0) as u64);
+            }
         }
+        self.delivered.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        if let Some((last, _)) = chunk.last() {
+            self.board.lock().expect("board").last_delivered_agent_state_utc = Some(last.event_utc_time.clone());
+        }
+    }
+
+    async fn abandon(&mut self) -> Result<(), ConsumerError> {
+        // Forget what this round admitted: reload the last checkpoint, once it is all written.
+        self.committer.drain().await?;
+        let mut seen = Seen::new(self.cfg.interval.max_lateness_hours as i64 * 3_600_000);
+        seen.load(self.store.scan(crate::seen::PREFIX)?);
         self.seen = seen;
         self.stash.clear();
         self.resume();
@@ -399,7 +532,8 @@ impl Pipeline {
                 _ = tokio::time::sleep_until(until) => break,
                 m = self.consumer.recv() => {
                     if let Ok(m) = m {
-                        self.stash.push_back(m.detach());
+                        let p = self.polled(&m);
+                        self.stash.push_back(p);
                     }
                 }
             }
@@ -437,6 +571,41 @@ impl Pipeline {
         }
         .to_string();
     }
+}
+
+/// A state to forward, with the producer's receipt time for the latency metric.
+type Item = (AgentStateJson, Option<i64>);
+
+/// Concurrent delivery lanes; an agent always maps to the same lane, so its order holds.
+const LANES: usize = 4;
+
+/// Splits states into lanes by agent, keeping their order within each lane.
+fn lanes(fresh: Vec<Item>) -> Vec<Vec<Item>> {
+    use std::hash::{Hash, Hasher};
+    let mut out: Vec<Vec<Item>> = (0..LANES).map(|_| Vec::new()).collect();
+    for item in fresh {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (&item.0.acd_id, &item.0.login_id).hash(&mut h);
+        out[(h.finish() % LANES as u64) as usize].push(item);
+    }
+    out.retain(|l| !l.is_empty());
+    out
+}
+
+/// `{"agentStateList":[...]}` written straight from the items.
+fn states_body(chunk: &[Item]) -> Vec<u8> {
+    struct List<'a>(&'a [Item]);
+    impl serde::Serialize for List<'_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.collect_seq(self.0.iter().map(|(state, _)| state))
+        }
+    }
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Body<'a> {
+        agent_state_list: List<'a>,
+    }
+    serde_json::to_vec(&Body { agent_state_list: List(chunk) }).expect("agent states serialise")
 }
 
 /// A dead letter for a report the WFM would not take.

@@ -1,30 +1,111 @@
 //! Which agent states were already forwarded: the deduplication by (acdId, loginId, eventUtcTime)
 //! of CONTRACT section 6. Pure: no I/O, no clock.
 //!
-//! Times are kept per agent and per hour of event time, so a polled batch rewrites only the few
-//! small hour buckets it touched, and buckets older than the lateness window are dropped.
+//! In memory, each agent's admitted event times are kept sorted (8 bytes a state) for the
+//! lateness window. In the checkpoint store, each polled round adds one journal entry holding only
+//! what that round admitted, grouped by agent and delta-encoded (a few bytes a state), so a round
+//! costs one small write however many agents it touched. Journal entries whose newest time has
+//! left the window are deleted.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{HashMap, VecDeque};
 
 use acd_schemas::time::Millis;
 
-const HOUR: Millis = 3_600_000;
+use crate::checkpoint::Write;
+
+/// The key prefix of journal entries.
+pub const PREFIX: &[u8] = b"seen-log/";
 
 /// The set of forwarded states.
 #[derive(Debug, Default)]
 pub struct Seen {
     window: Millis,
-    /// Sorted event times by (agent key, hour).
-    buckets: HashMap<String, BTreeMap<Millis, Vec<Millis>>>,
-    dirty: BTreeSet<(String, Millis)>,
-    /// The highest event time admitted; buckets older than it minus the window expire.
+    /// Sorted admitted times per agent key.
+    agents: HashMap<String, Vec<Millis>>,
+    /// Admitted since the last journal entry.
+    pending: Vec<(String, Millis)>,
+    /// Journal entries in the store: (sequence, newest time in it).
+    journal: VecDeque<(u64, Millis)>,
+    next_seq: u64,
+    /// The highest event time admitted.
     high: Millis,
-    expired: Vec<(String, Millis)>,
 }
 
-/// The store key of a bucket.
-pub fn bucket_key(agent: &str, hour: Millis) -> Vec<u8> {
-    format!("seen/{agent}\u{0}{hour}").into_bytes()
+fn key(seq: u64) -> Vec<u8> {
+    let mut k = PREFIX.to_vec();
+    k.extend_from_slice(format!("{seq:020}").as_bytes());
+    k
+}
+
+fn put_varint(out: &mut Vec<u8>, v: u64) {
+    let mut v = v;
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn get_varint(bytes: &mut &[u8]) -> Option<u64> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let (&b, rest) = bytes.split_first()?;
+        *bytes = rest;
+        v |= ((b & 0x7f) as u64) << shift;
+        if b & 0x80 == 0 {
+            return Some(v);
+        }
+    }
+    None
+}
+
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+fn unzigzag(v: u64) -> i64 {
+    (v >> 1) as i64 ^ -((v & 1) as i64)
+}
+
+/// Encodes (agent, time) pairs: per agent its name, a count and delta-encoded sorted times.
+fn encode(pairs: &mut [(String, Millis)]) -> Vec<u8> {
+    pairs.sort_unstable();
+    let mut out = Vec::with_capacity(pairs.len() * 4);
+    let mut i = 0;
+    while i < pairs.len() {
+        let agent = &pairs[i].0;
+        let j = i + pairs[i..].iter().take_while(|(a, _)| a == agent).count();
+        put_varint(&mut out, agent.len() as u64);
+        out.extend_from_slice(agent.as_bytes());
+        put_varint(&mut out, (j - i) as u64);
+        let mut prev = 0;
+        for (_, t) in &pairs[i..j] {
+            put_varint(&mut out, zigzag(t - prev));
+            prev = *t;
+        }
+        i = j;
+    }
+    out
+}
+
+fn decode(mut bytes: &[u8]) -> Option<Vec<(String, Millis)>> {
+    let mut out = Vec::new();
+    while !bytes.is_empty() {
+        let n = get_varint(&mut bytes)? as usize;
+        if n > bytes.len() {
+            return None;
+        }
+        let (name, rest) = bytes.split_at(n);
+        bytes = rest;
+        let agent = String::from_utf8(name.to_vec()).ok()?;
+        let count = get_varint(&mut bytes)?;
+        let mut prev = 0;
+        for _ in 0..count {
+            prev += unzigzag(get_varint(&mut bytes)?);
+            out.push((agent.clone(), prev));
+        }
+    }
+    Some(out)
 }
 
 impl Seen {
@@ -33,79 +114,105 @@ impl Seen {
         Seen { window, ..Seen::default() }
     }
 
-    /// Loads one stored bucket.
-    pub fn load(&mut self, key: &[u8], value: &[u8]) {
-        let Some(rest) = key.strip_prefix(b"seen/") else { return };
-        let text = String::from_utf8_lossy(rest);
-        let Some((agent, hour)) = text.rsplit_once('\u{0}') else { return };
-        let Ok(hour) = hour.parse::<Millis>() else { return };
-        let times: Vec<Millis> =
-            value.chunks_exact(8).map(|c| Millis::from_le_bytes(c.try_into().expect("8 bytes"))).collect();
-        if let Some(&last) = times.last() {
-            self.high = self.high.max(last);
+    /// Replays the stored journal (entries in key order).
+    pub fn load(&mut self, entries: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>) {
+        for (k, v) in entries {
+            let Some(seq) = k.strip_prefix(PREFIX).and_then(|s| std::str::from_utf8(s).ok()?.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            let Some(pairs) = decode(&v) else { continue };
+            let mut newest = Millis::MIN;
+            for (agent, t) in pairs {
+                newest = newest.max(t);
+                self.insert(&agent, t);
+            }
+            self.journal.push_back((seq, newest));
+            self.next_seq = self.next_seq.max(seq + 1);
         }
-        self.buckets.entry(agent.to_string()).or_default().insert(hour, times);
+    }
+
+    fn insert(&mut self, agent: &str, time: Millis) -> bool {
+        let times = match self.agents.get_mut(agent) {
+            Some(t) => t,
+            None => self.agents.entry(agent.to_string()).or_default(),
+        };
+        let pos = match times.last() {
+            Some(&last) if last < time => times.len(),
+            _ => match times.binary_search(&time) {
+                Ok(_) => return false,
+                Err(pos) => pos,
+            },
+        };
+        times.insert(pos, time);
+        self.high = self.high.max(time);
+        true
     }
 
     /// True when `(agent, time)` is new; remembers it.
     pub fn admit(&mut self, agent: &str, time: Millis) -> bool {
-        let hour = time.div_euclid(HOUR) * HOUR;
-        let bucket = self.buckets.entry(agent.to_string()).or_default().entry(hour).or_default();
-        match bucket.binary_search(&time) {
-            Ok(_) => false,
-            Err(pos) => {
-                bucket.insert(pos, time);
-                self.dirty.insert((agent.to_string(), hour));
-                if time > self.high {
-                    self.high = time;
-                }
-                true
-            }
+        if self.insert(agent, time) {
+            self.pending.push((agent.to_string(), time));
+            true
+        } else {
+            false
         }
     }
 
-    /// Drops buckets that ended more than the window before the highest time seen.
-    pub fn expire(&mut self) {
-        let cutoff = self.high - self.window - HOUR;
-        for (agent, hours) in self.buckets.iter_mut() {
-            let old: Vec<Millis> = hours.range(..cutoff).map(|(h, _)| *h).collect();
-            for h in old {
-                hours.remove(&h);
-                self.expired.push((agent.clone(), h));
-            }
+    /// The store writes for this round: one journal entry for what it admitted, and the
+    /// deletion of entries (and times) that left the window.
+    pub fn take_writes(&mut self) -> Vec<Write> {
+        let mut out = Vec::new();
+        if !self.pending.is_empty() {
+            let mut pending = std::mem::take(&mut self.pending);
+            let newest = pending.iter().map(|(_, t)| *t).max().unwrap_or(Millis::MIN);
+            out.push((key(self.next_seq), Some(encode(&mut pending))));
+            self.journal.push_back((self.next_seq, newest));
+            self.next_seq += 1;
         }
-        self.buckets.retain(|_, h| !h.is_empty());
-    }
-
-    /// The store writes for everything changed since the last call.
-    pub fn take_writes(&mut self) -> Vec<crate::checkpoint::Write> {
-        let mut out = Vec::with_capacity(self.dirty.len() + self.expired.len());
-        for (agent, hour) in std::mem::take(&mut self.dirty) {
-            if let Some(times) = self.buckets.get(&agent).and_then(|h| h.get(&hour)) {
-                let bytes: Vec<u8> = times.iter().flat_map(|t| t.to_le_bytes()).collect();
-                out.push((bucket_key(&agent, hour), Some(bytes)));
+        let cutoff = self.high.saturating_sub(self.window);
+        while let Some(&(seq, newest)) = self.journal.front() {
+            if newest >= cutoff {
+                break;
             }
+            self.journal.pop_front();
+            out.push((key(seq), None));
         }
-        for (agent, hour) in std::mem::take(&mut self.expired) {
-            out.push((bucket_key(&agent, hour), None));
+        if !out.iter().all(|(_, v)| v.is_some()) {
+            for times in self.agents.values_mut() {
+                let keep = times.partition_point(|t| *t < cutoff);
+                times.drain(..keep);
+            }
+            self.agents.retain(|_, t| !t.is_empty());
         }
         out
     }
 
     /// How many times are remembered.
     pub fn len(&self) -> usize {
-        self.buckets.values().flat_map(|h| h.values()).map(Vec::len).sum()
+        self.agents.values().map(Vec::len).sum()
     }
 
     /// True when nothing is remembered.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Journal entries in the store, for `status`.
+    pub fn journal_len(&self) -> usize {
+        self.journal.len()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const HOUR: Millis = 3_600_000;
+
+    fn by_key(writes: &[Write]) -> std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>> {
+        writes.iter().cloned().collect()
+    }
 
     #[test]
     fn duplicates_and_out_of_order() {
@@ -119,22 +226,35 @@ mod tests {
     }
 
     #[test]
-    fn survives_a_round_trip_through_the_store_and_expires() {
+    fn one_small_journal_entry_a_round_and_a_faithful_reload() {
+        let mut s = Seen::new(48 * HOUR);
+        for a in 0..100 {
+            for t in 0..10 {
+                s.admit(&format!("east/agent{a:03}"), 1_714_000_000_000 + t * 1000);
+            }
+        }
+        let writes = s.take_writes();
+        assert_eq!(writes.len(), 1);
+        let bytes = writes[0].1.as_ref().unwrap().len();
+        assert!(bytes < 1000 * 6, "{bytes} bytes for 1000 states");
+        let mut t = Seen::new(48 * HOUR);
+        t.load(writes.iter().map(|(k, v)| (k.clone(), v.clone().unwrap())));
+        assert_eq!(t.len(), 1000);
+        assert!(!t.admit("east/agent042", 1_714_000_005_000));
+        assert!(t.admit("east/agent042", 1_714_000_005_001));
+        let next = t.take_writes();
+        assert_eq!(next.len(), 1);
+        assert_ne!(next[0].0, writes[0].0, "a new sequence number after reload");
+    }
+
+    #[test]
+    fn entries_leave_the_window() {
         let mut s = Seen::new(2 * HOUR);
         s.admit("e/a", 1_000);
-        s.admit("e/a", HOUR + 5);
-        let writes = s.take_writes();
-        assert_eq!(writes.len(), 2);
-        let mut t = Seen::new(2 * HOUR);
-        for (k, v) in &writes {
-            t.load(k, v.as_ref().unwrap());
-        }
-        assert!(!t.admit("e/a", 1_000));
-        assert!(t.take_writes().is_empty());
-        t.admit("e/a", 10 * HOUR);
-        t.expire();
-        let w = t.take_writes();
-        assert_eq!(w.iter().filter(|(_, v)| v.is_none()).count(), 2);
-        assert!(t.admit("e/a", 1_000), "expired times are forgotten");
+        let first = s.take_writes();
+        s.admit("e/a", 10 * HOUR);
+        let w = by_key(&s.take_writes());
+        assert_eq!(w.get(&first[0].0), Some(&None), "the old entry is deleted");
+        assert!(s.admit("e/a", 1_000), "expired times are forgotten");
     }
 }

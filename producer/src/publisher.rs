@@ -83,7 +83,14 @@ impl Publisher {
             Ok((stream, out))
         }
         match parsed {
-            Parsed::AgentStates(v) => all(self, Stream::AgentState, v, |r| r.key()),
+            Parsed::AgentStates(v) => {
+                let topic = self.topic(Stream::AgentState).to_string();
+                let out = v
+                    .iter()
+                    .map(|r| Outgoing { topic: topic.clone(), key: r.key(), value: self.codec.encode_agent_state(r) })
+                    .collect();
+                Ok((Stream::AgentState, out))
+            }
             Parsed::Contacts(v) => all(self, Stream::Contact, v, |r| r.key()),
             Parsed::IntervalRows(v) => all(self, Stream::Interval, v, |r| r.key()),
             Parsed::AgentActivity(v) => all(self, Stream::AgentActivity, v, |r| r.key()),

@@ -170,18 +170,41 @@ impl Codec {
             to_value(record).and_then(|v| v.resolve(&current.schema)).map_err(|e| CodecError::Avro(e.to_string()))?;
         let datum = to_avro_datum(&current.schema, value).map_err(|e| CodecError::Avro(e.to_string()))?;
         let mut out = Vec::with_capacity(datum.len() + 10);
+        self.header(stream, &mut out);
+        out.extend_from_slice(&datum);
+        Ok(out)
+    }
+
+    /// Encodes an agent state (the hot path: no value tree, no schema resolution).
+    pub fn encode_agent_state(&self, s: &crate::records::AgentState) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64 + s.acd_id.len() + s.login_id.len() + s.event_code.len());
+        self.header(Stream::AgentState, &mut out);
+        crate::fast::encode_agent_state(s, &mut out);
+        out
+    }
+
+    /// Decodes an agent state; values written with the current schema take the fast path.
+    pub fn decode_agent_state(&self, bytes: &[u8]) -> Result<crate::records::AgentState, CodecError> {
+        let current = &self.current[&Stream::AgentState];
+        if bytes.len() >= 10 && bytes[0] == 0xC3 && bytes[1] == 0x01 && bytes[2..10] == current.fingerprint {
+            if let Some(s) = crate::fast::decode_agent_state(&bytes[10..]) {
+                return Ok(s);
+            }
+        }
+        self.decode(Stream::AgentState, bytes)
+    }
+
+    fn header(&self, stream: Stream, out: &mut Vec<u8>) {
         match &self.framing {
             Framing::SingleObject => {
                 out.extend_from_slice(&[0xC3, 0x01]);
-                out.extend_from_slice(&current.fingerprint);
+                out.extend_from_slice(&self.current[&stream].fingerprint);
             }
             Framing::Confluent(ids) => {
                 out.push(0);
                 out.extend_from_slice(&ids.get(&stream).copied().unwrap_or(0).to_be_bytes());
             }
         }
-        out.extend_from_slice(&datum);
-        Ok(out)
     }
 
     /// Decodes one value of `stream`, whichever framing and schema version wrote it.

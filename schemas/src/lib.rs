@@ -14,6 +14,7 @@
 
 pub mod canonical;
 pub mod codec;
+pub mod fast;
 pub mod ingest;
 pub mod records;
 pub mod time;

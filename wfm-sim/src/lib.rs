@@ -150,6 +150,10 @@ fn error(status: StatusCode, field: &str, message: impl Into<String>) -> Respons
 
 /// Parses a body strictly: a 400 names the field that is wrong.
 fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
+    if let Ok(v) = serde_json::from_slice(body) {
+        return Ok(v);
+    }
+    // Read again, tracking the path, to name the field that is wrong.
     let de = &mut serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();

@@ -60,6 +60,8 @@ impl Tokens {
 pub struct Store {
     pub tokens: Tokens,
     pub agent_states: Vec<AgentStateJson>,
+    /// When each agent state arrived (wall clock, ms), for latency measurements.
+    pub agent_states_received_ms: Vec<i64>,
     pub queue_rows: BTreeMap<(String, String), QueueRow>,
     pub agent_queue_rows: BTreeMap<(String, String, String), AgentQueueRow>,
     pub agent_rows: BTreeMap<(String, String), AgentPerformanceRow>,
@@ -80,6 +82,7 @@ impl Store {
     /// Forgets every report (tokens and call counts stay).
     pub fn wipe(&mut self) {
         self.agent_states.clear();
+        self.agent_states_received_ms.clear();
         self.queue_rows.clear();
         self.agent_queue_rows.clear();
         self.agent_rows.clear();
@@ -90,6 +93,8 @@ impl Store {
 
     /// Agent states are appended.
     pub fn append_states(&mut self, req: AgentStateList) {
+        let now = acd_schemas::time::now_millis();
+        self.agent_states_received_ms.extend(std::iter::repeat_n(now, req.agent_state_list.len()));
         self.agent_states.extend(req.agent_state_list);
     }
 
@@ -128,6 +133,7 @@ impl Store {
         };
         json!({
             "agentStates": self.agent_states,
+            "agentStatesReceivedMs": self.agent_states_received_ms,
             "queueReport": self.queue_rows.iter().map(|((s, _), r)| with_start(s, json!(r))).collect::<Vec<_>>(),
             "agentQueueReport": self.agent_queue_rows.iter().map(|((s, _, _), r)| with_start(s, json!(r))).collect::<Vec<_>>(),
             "agentSystemPerformanceReport": self.agent_rows.iter().map(|((s, _), r)| with_start(s, json!(r))).collect::<Vec<_>>(),

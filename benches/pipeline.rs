@@ -1,0 +1,325 @@
+//! The load harness: acd-bridge beside librdkafka's raw speed (`kcat`) on the same machine, broker
+//! and records. Not a test: it measures and prints, it asserts nothing.
+//!
+//!   cargo bench --bench pipeline -- ingest    push-ingest: batches of 500 agent states vs kcat -P
+//!   cargo bench --bench pipeline -- consume   consumer on 1,000,000 pre-filled states vs kcat -C
+//!   cargo bench --bench pipeline -- latency   ingest 202 to WFM receipt at 2,000 and 20,000/s
+//!
+//! Uses `KAFKA_BOOTSTRAP`, or starts `scripts/kafka` on port 19092. Sizes scale with
+//! `BENCH_STATES` (consume) and `BENCH_INGEST_STATES` (ingest).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use acd_schemas::records::AgentState;
+use acd_schemas::{Codec, Stream};
+use common::*;
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use serde_json::{json, Value};
+
+fn ensure_broker() {
+    if std::env::var("KAFKA_BOOTSTRAP").is_err() {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/kafka");
+        let out = Command::new(script).args(["start", "--port", "19092"]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        std::env::set_var("KAFKA_BOOTSTRAP", String::from_utf8_lossy(&out.stdout).trim());
+    }
+}
+
+fn states(n: usize, agents: usize, base: i64) -> Vec<AgentState> {
+    let codes = ["AVAIL", "ACD", "ACW", "AUX"];
+    (0..n)
+        .map(|i| AgentState {
+            acd_id: "bench".into(),
+            login_id: format!("agent{:05}", i % agents),
+            event_code: codes[i % 4].into(),
+            reason_code: String::new(),
+            event_utc_time: base + (i / agents) as i64 * 1000 + (i % agents) as i64,
+            received_utc: Some(base),
+        })
+        .collect()
+}
+
+fn as_json(s: &AgentState) -> Value {
+    json!({"loginId": s.login_id, "acdId": s.acd_id, "eventCode": s.event_code, "reasonCode": s.reason_code,
+           "eventUtcTime": acd_schemas::time::format_millis(s.event_utc_time)})
+}
+
+fn kcat_produce(brokers: &str, topic: &str, records: &[AgentState]) -> f64 {
+    let codec = Codec::default();
+    let path = std::env::temp_dir().join(unique("kcat-in"));
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    let (kd, md) = ("|~K~|", "|~RS~|");
+    let mut n = 0;
+    for s in records {
+        let v = codec.encode(Stream::AgentState, s).unwrap();
+        if v.windows(md.len()).any(|w| w == md.as_bytes()) {
+            continue;
+        }
+        f.write_all(s.key().as_bytes()).unwrap();
+        f.write_all(kd.as_bytes()).unwrap();
+        f.write_all(&v).unwrap();
+        f.write_all(md.as_bytes()).unwrap();
+        n += 1;
+    }
+    f.flush().unwrap();
+    drop(f);
+    let t = Instant::now();
+    let st = Command::new("kcat")
+        .args(["-P", "-b", brokers, "-t", topic, "-K", kd, "-D", md, "-X", "enable.idempotence=true", "-X", "acks=all"])
+        .args(["-X", "linger.ms=5", "-X", "compression.codec=lz4", "-l", path.to_str().unwrap()])
+        .status()
+        .unwrap();
+    let secs = t.elapsed().as_secs_f64();
+    let _ = std::fs::remove_file(&path);
+    assert!(st.success());
+    n as f64 / secs
+}
+
+fn create_topic(brokers: &str, topic: &str, partitions: i32) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> =
+        rdkafka::ClientConfig::new().set("bootstrap.servers", brokers).create().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(
+        admin.create_topics(&[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))], &AdminOptions::new()),
+    )
+    .unwrap();
+}
+
+fn bench_ingest() {
+    let n: usize = std::env::var("BENCH_INGEST_STATES").ok().and_then(|v| v.parse().ok()).unwrap_or(200_000);
+    let setup = Setup::new("bench-ingest");
+    let cfg = setup.config("");
+    let _p = Proc::start("produce", &["produce", "--config", cfg.to_str().unwrap()], &setup.scratch.0);
+    wait_ok(&setup.ingest("/healthz"), Duration::from_secs(60));
+    let records = states(n, 1000, 1_714_000_000_000);
+    let bodies: Arc<Vec<String>> = Arc::new(
+        records
+            .chunks(500)
+            .map(|c| json!({"agentStateList": c.iter().map(as_json).collect::<Vec<_>>()}).to_string())
+            .collect(),
+    );
+    let url = setup.ingest("/v1/agent-states");
+    // Warm up: topic metadata, connections.
+    http().post(&url).header("Content-Type", "application/json").body(bodies[0].clone()).send().unwrap();
+    let next = Arc::new(AtomicUsize::new(1));
+    let t = Instant::now();
+    let workers: Vec<_> = (0..8)
+        .map(|_| {
+            let (bodies, next, url) = (bodies.clone(), next.clone(), url.clone());
+            std::thread::spawn(move || {
+                let c = http();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= bodies.len() {
+                        return;
+                    }
+                    let r =
+                        c.post(&url).header("Content-Type", "application/json").body(bodies[i].clone()).send().unwrap();
+                    assert_eq!(r.status().as_u16(), 202);
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    let secs = t.elapsed().as_secs_f64();
+    let ours = (bodies.len() - 1) as f64 * 500.0 / secs;
+    let kcat_topic = setup.topic("kcat-produce");
+    create_topic(&setup.brokers, &kcat_topic, 3);
+    let kcat = kcat_produce(&setup.brokers, &kcat_topic, &records);
+    let kcat = kcat.max(kcat_produce(&setup.brokers, &kcat_topic, &records));
+    println!(
+        "ingest: {ours:.0} agent states/s accepted (HTTP batches of 500, 8 clients, acks=all, idempotent) | kcat -P {kcat:.0}/s (best of 2) | ratio {:.2}",
+        ours / kcat
+    );
+}
+
+fn prefill(brokers: &str, topic: &str, n: usize) {
+    let producer: ThreadedProducer<DefaultProducerContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("linger.ms", "20")
+        .set("compression.type", "lz4")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()
+        .unwrap();
+    let codec = Codec::default();
+    let mut i = 0;
+    for s in states(n, 1000, 1_714_000_000_000) {
+        let v = codec.encode(Stream::AgentState, &s).unwrap();
+        let key = s.key();
+        loop {
+            match producer.send(BaseRecord::to(topic).key(&key).payload(&v)) {
+                Ok(()) => break,
+                Err(_) => producer.poll(Duration::from_millis(10)),
+            }
+        }
+        i += 1;
+        if i % 100_000 == 0 {
+            eprint!("\r  pre-filling {topic}: {i}/{n}");
+        }
+    }
+    producer.flush(Duration::from_secs(120)).unwrap();
+    eprintln!();
+}
+
+fn bench_consume() {
+    let n: usize = std::env::var("BENCH_STATES").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let setup = Setup::new("bench-consume");
+    let topic = setup.topic("acd.agent-state.v1");
+    create_topic(&setup.brokers, &topic, 6);
+    prefill(&setup.brokers, &topic, n);
+    // librdkafka's raw speed: the best of three kcat runs reading the topic to /dev/null.
+    let kcat = (0..3)
+        .map(|_| {
+            let t = Instant::now();
+            let st = Command::new("kcat")
+                .args(["-C", "-b", &setup.brokers, "-t", &topic, "-o", "beginning", "-e", "-q"])
+                .stdout(Stdio::null())
+                .status()
+                .unwrap();
+            assert!(st.success());
+            n as f64 / t.elapsed().as_secs_f64()
+        })
+        .fold(0.0, f64::max);
+    let listen = format!("127.0.0.1:{}", setup.wfm_port);
+    let _wfm = Proc::start("wfm-sim", &["wfm-sim", "--listen", &listen], &setup.scratch.0);
+    wait_ok(&setup.wfm("/sim/state"), Duration::from_secs(30));
+    let cfg = setup.config("");
+    let t = Instant::now();
+    let _c = Proc::start("consume", &["consume", "--config", cfg.to_str().unwrap()], &setup.scratch.0);
+    let c = http();
+    let mut first: Option<f64> = None;
+    poll("the consumer to deliver everything", Duration::from_secs(1800), || {
+        let s: Value = c.get(setup.admin("/status")).send().ok()?.json().ok()?;
+        let delivered = s["agent_states_delivered"].as_u64()? as usize;
+        if delivered > 0 && first.is_none() {
+            first = Some(t.elapsed().as_secs_f64());
+        }
+        (delivered >= n).then_some(())
+    });
+    let secs = t.elapsed().as_secs_f64();
+    let ours = n as f64 / secs;
+    let steady = n as f64 / (secs - first.unwrap_or(0.0));
+    let rss = Command::new("ps").args(["-o", "rss=", "-p", &_c.child.id().to_string()]).output().unwrap();
+    let rss_mb = String::from_utf8_lossy(&rss.stdout).trim().parse::<f64>().unwrap_or(0.0) / 1024.0;
+    println!(
+        "consume: {n} agent states in {secs:.1} s = {ours:.0}/s from start ({steady:.0}/s after the first delivery), \
+         decode+dedup+WFM POST+checkpoint | kcat -C {kcat:.0}/s (best of 3) | ratio {:.2} | consumer RSS {rss_mb:.0} MB",
+        ours / kcat
+    );
+}
+
+fn bench_latency() {
+    let setup = Setup::new("bench-latency");
+    let listen = format!("127.0.0.1:{}", setup.wfm_port);
+    let _wfm = Proc::start("wfm-sim", &["wfm-sim", "--listen", &listen], &setup.scratch.0);
+    wait_ok(&setup.wfm("/sim/state"), Duration::from_secs(30));
+    let cfg = setup.config("");
+    let _p = Proc::start("produce", &["produce", "--config", cfg.to_str().unwrap()], &setup.scratch.0);
+    let _c = Proc::start("consume", &["consume", "--config", cfg.to_str().unwrap()], &setup.scratch.0);
+    wait_ok(&setup.ingest("/healthz"), Duration::from_secs(60));
+    wait_ok(&setup.admin("/healthz"), Duration::from_secs(60));
+    let url = setup.ingest("/v1/agent-states");
+    // Warm up until the consumer has its partitions and delivers.
+    let warm = json!({"agentStateList": [as_json(&states(1, 1, 1)[0])]}).to_string();
+    http().post(&url).header("Content-Type", "application/json").body(warm).send().unwrap();
+    poll("warm-up delivery", Duration::from_secs(60), || {
+        let s: Value = http().get(setup.wfm("/sim/state")).send().ok()?.json().ok()?;
+        (!s["agentStates"].as_array()?.is_empty()).then_some(())
+    });
+    let mut base = 1_715_000_000_000i64;
+    for rate in [2_000usize, 20_000] {
+        let seconds = 15;
+        let batch = if rate <= 2_000 { 100 } else { 500 };
+        let per_sec = rate / batch;
+        let total = rate * seconds;
+        let records = states(total, 2000, base);
+        base += 10_000_000_000;
+        let bodies: Vec<(i64, String)> = records
+            .chunks(batch)
+            .map(|c| {
+                (c[0].event_utc_time, json!({"agentStateList": c.iter().map(as_json).collect::<Vec<_>>()}).to_string())
+            })
+            .collect();
+        let acked = Arc::new(std::sync::Mutex::new(std::collections::HashMap::<String, i64>::new()));
+        let start = Instant::now();
+        let interval = Duration::from_secs_f64(1.0 / per_sec as f64);
+        let mut handles = Vec::new();
+        for (i, (_, body)) in bodies.into_iter().enumerate() {
+            let due = start + interval * i as u32;
+            if let Some(d) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(d); // pacing the offered load, not waiting for a result
+            }
+            let (url, acked) = (url.clone(), acked.clone());
+            let times: Vec<String> = records[i * batch..(i + 1) * batch]
+                .iter()
+                .map(|s| format!("{}/{}", s.login_id, acd_schemas::time::format_millis(s.event_utc_time)))
+                .collect();
+            handles.push(std::thread::spawn(move || {
+                let r = http().post(&url).header("Content-Type", "application/json").body(body).send().unwrap();
+                assert_eq!(r.status().as_u16(), 202);
+                let now = acd_schemas::time::now_millis();
+                let mut a = acked.lock().unwrap();
+                for k in times {
+                    a.insert(k, now);
+                }
+            }));
+            if handles.len() > 64 {
+                for h in handles.drain(..32) {
+                    h.join().unwrap();
+                }
+            }
+        }
+        for h in handles {
+            h.join().unwrap();
+        }
+        let offered = total as f64 / start.elapsed().as_secs_f64();
+        let acked = acked.lock().unwrap().clone();
+        let lat = poll("every state at the WFM", Duration::from_secs(120), || {
+            let s: Value = http().get(setup.wfm("/sim/state")).send().ok()?.json().ok()?;
+            let list = s["agentStates"].as_array()?;
+            let recv = s["agentStatesReceivedMs"].as_array()?;
+            let mut lat = Vec::new();
+            for (st, r) in list.iter().zip(recv) {
+                let key = format!("{}/{}", st["loginId"].as_str()?, st["eventUtcTime"].as_str()?);
+                if let Some(a) = acked.get(&key) {
+                    lat.push((r.as_i64()? - a).max(0));
+                }
+            }
+            (lat.len() >= total).then_some(lat)
+        });
+        let mut lat = lat;
+        lat.sort_unstable();
+        let q = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
+        println!(
+            "latency at {rate}/s (offered {offered:.0}/s, {total} states): ingest 202 -> WFM receipt p50 {} ms, p99 {} ms, max {} ms",
+            q(0.5),
+            q(0.99),
+            lat[lat.len() - 1]
+        );
+    }
+}
+
+fn main() {
+    let which: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let all = which.is_empty() || which.iter().any(|w| w == "all");
+    ensure_broker();
+    if all || which.iter().any(|w| w == "ingest") {
+        bench_ingest();
+    }
+    if all || which.iter().any(|w| w == "latency") {
+        bench_latency();
+    }
+    if all || which.iter().any(|w| w == "consume") {
+        bench_consume();
+    }
+}
