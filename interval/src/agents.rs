@@ -1,0 +1,374 @@
+//! Agent states into agentSystemPerformanceReport rows and agent activity lists. Each state lasts
+//! from its eventUtcTime to the agent's next state. One [`AgentBook`] serves one agent-state
+//! partition.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use acd_schemas::records::AgentState;
+use acd_schemas::time::{format_millis, Millis};
+use acd_schemas::wfm::{ActivityJson, AgentActivityEntry, AgentPerformanceRow};
+
+use crate::agent_map::AgentMap;
+use crate::categories::{Categories, Category};
+use crate::grid::{round_seconds, Grid};
+use crate::Admit;
+
+/// One interval's agent rows and activity lists.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentReport {
+    pub start: Millis,
+    pub end: Millis,
+    pub performance: Vec<AgentPerformanceRow>,
+    pub activity: Vec<AgentActivityEntry>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Timeline {
+    login_id: String,
+    /// eventUtcTime -> (eventCode, reasonCode).
+    states: BTreeMap<Millis, (String, String)>,
+}
+
+/// The agent states of one partition.
+#[derive(Debug, Clone)]
+pub struct AgentBook {
+    grid: Grid,
+    categories: Categories,
+    agents: AgentMap,
+    timelines: HashMap<String, Timeline>,
+    high: Option<Millis>,
+    first_interval: Option<Millis>,
+    /// Every interval starting before this was returned by [`AgentBook::close`].
+    closed_until: Option<Millis>,
+    dirty: BTreeSet<Millis>,
+    /// What was returned for each closed interval: agents with a row, agents with a list; so a
+    /// recomputation that no longer produces them can overwrite them.
+    sent: BTreeMap<Millis, (BTreeSet<String>, BTreeSet<String>)>,
+}
+
+impl AgentBook {
+    /// An empty book.
+    pub fn new(grid: Grid, categories: Categories, agents: AgentMap) -> AgentBook {
+        AgentBook {
+            grid,
+            categories,
+            agents,
+            timelines: HashMap::new(),
+            high: None,
+            first_interval: None,
+            closed_until: None,
+            dirty: BTreeSet::new(),
+            sent: BTreeMap::new(),
+        }
+    }
+
+    /// Adds one state; a late one marks every closed interval from its time to the agent's next
+    /// state for recomputation.
+    pub fn add(&mut self, s: &AgentState) -> Admit {
+        let grid = self.grid;
+        let start = grid.start_of(s.event_utc_time);
+        let key = format!("{}/{}", s.acd_id, s.login_id);
+        let line = self
+            .timelines
+            .entry(key)
+            .or_insert_with(|| Timeline { login_id: s.login_id.clone(), ..Timeline::default() });
+        if line.states.contains_key(&s.event_utc_time) {
+            return Admit::Duplicate;
+        }
+        if grid.too_late(start, self.high) {
+            return Admit::TooLate;
+        }
+        line.states.insert(s.event_utc_time, (s.event_code.clone(), s.reason_code.clone()));
+        let next = line.states.range(s.event_utc_time + 1..).next().map(|(t, _)| *t);
+        self.high = Some(self.high.map_or(s.event_utc_time, |h| h.max(s.event_utc_time)));
+        self.first_interval = Some(self.first_interval.map_or(start, |f| f.min(start)));
+        if let Some(until) = self.closed_until.filter(|u| start < *u) {
+            let last = next.map_or(until - grid.length, |n| grid.start_of(n).min(until - grid.length));
+            let mut i = start;
+            while i <= last {
+                self.dirty.insert(i);
+                i += grid.length;
+            }
+        }
+        Admit::Counted
+    }
+
+    /// The intervals that closed since the last call (in order), then those re-opened by late
+    /// states, each whole.
+    pub fn close(&mut self, idle_for: Millis, now: Millis) -> Vec<AgentReport> {
+        let open_from = self.grid.open_from(self.high, idle_for, now);
+        let Some(first) = self.first_interval else { return Vec::new() };
+        let mut out = Vec::new();
+        let mut s = self.closed_until.unwrap_or(first).max(first);
+        let mut dirty = std::mem::take(&mut self.dirty);
+        while s < open_from {
+            dirty.remove(&s);
+            if let Some(r) = self.report(s) {
+                out.push(r);
+            }
+            s += self.grid.length;
+        }
+        if open_from > self.closed_until.unwrap_or(Millis::MIN) {
+            self.closed_until = Some(open_from.max(first));
+        }
+        for s in dirty {
+            if let Some(r) = self.report(s) {
+                out.push(r);
+            }
+        }
+        self.prune();
+        out
+    }
+
+    fn report(&mut self, start: Millis) -> Option<AgentReport> {
+        let end = self.grid.end_of(start);
+        let mut performance = Vec::new();
+        let mut activity = Vec::new();
+        let mut keys: Vec<&String> = self.timelines.keys().collect();
+        keys.sort();
+        for key in keys {
+            let line = &self.timelines[key];
+            let agent = self.agents.agent(&line.login_id);
+            // Time per category inside [start, end): the state in force at `start`, then those
+            // that begin inside.
+            let (mut login, mut ready, mut not_ready) = (0i64, 0i64, 0i64);
+            let in_force = line.states.range(..=start).next_back();
+            let inside = line.states.range(start + 1..end);
+            let mut iter = in_force.into_iter().chain(inside).peekable();
+            while let Some((t, (code, _))) = iter.next() {
+                let from = (*t).max(start);
+                let to = iter.peek().map_or(end, |(n, _)| **n).min(end);
+                let ms = to - from;
+                match self.categories.of(code) {
+                    Category::LoggedOut => {}
+                    Category::Ready => {
+                        login += ms;
+                        ready += ms;
+                    }
+                    Category::NotReady => {
+                        login += ms;
+                        not_ready += ms;
+                    }
+                    Category::Busy => login += ms,
+                }
+            }
+            if round_seconds(login) > 0 {
+                performance.push(AgentPerformanceRow {
+                    agent_value: agent.agent_value.clone(),
+                    agent_id: agent.agent_id.clone(),
+                    ready_time: round_seconds(ready) as f64,
+                    not_ready_time: round_seconds(not_ready) as f64,
+                    login_time: round_seconds(login) as f64,
+                });
+            }
+            // Segments that end inside [start, end), reported whole; LOGGED_OUT ones are not.
+            let mut segments = Vec::new();
+            for (next, _) in line.states.range(start..end) {
+                if let Some((t, (code, reason))) = line.states.range(..*next).next_back() {
+                    if self.categories.of(code) != Category::LoggedOut {
+                        segments.push(ActivityJson {
+                            state: code.clone(),
+                            start_time: format_millis(*t),
+                            duration: next - t,
+                            reason: reason.clone(),
+                        });
+                    }
+                }
+            }
+            if !segments.is_empty() {
+                activity.push(AgentActivityEntry {
+                    agent_value: agent.agent_value.clone(),
+                    agent_id: agent.agent_id.clone(),
+                    user_name: agent.user_name.clone(),
+                    agent_activity: segments,
+                });
+            }
+        }
+        // Rows and lists returned before that this computation no longer produces: overwrite.
+        let (rows_before, lists_before) = self.sent.remove(&start).unwrap_or_default();
+        let produced: BTreeSet<String> = performance.iter().map(|r| r.agent_value.clone()).collect();
+        for gone in rows_before.into_iter().filter(|a| !produced.contains(a)) {
+            performance.push(AgentPerformanceRow { agent_value: gone, ..AgentPerformanceRow::default() });
+        }
+        let listed: BTreeSet<String> = activity.iter().map(|e| e.agent_value.clone()).collect();
+        for gone in lists_before.into_iter().filter(|a| !listed.contains(a)) {
+            activity.push(AgentActivityEntry {
+                agent_value: gone,
+                agent_id: String::new(),
+                user_name: String::new(),
+                agent_activity: Vec::new(),
+            });
+        }
+        let rows_now: BTreeSet<String> =
+            performance.iter().filter(|r| r.login_time > 0.0).map(|r| r.agent_value.clone()).collect();
+        let lists_now: BTreeSet<String> =
+            activity.iter().filter(|e| !e.agent_activity.is_empty()).map(|e| e.agent_value.clone()).collect();
+        if !rows_now.is_empty() || !lists_now.is_empty() {
+            self.sent.insert(start, (rows_now, lists_now));
+        }
+        if performance.is_empty() && activity.is_empty() {
+            return None;
+        }
+        Some(AgentReport { start, end, performance, activity })
+    }
+
+    /// Forgets states and records that can no longer change a delivered interval; the state in
+    /// force at the horizon is kept, since it lasts into later intervals.
+    fn prune(&mut self) {
+        let Some(high) = self.high else { return };
+        let horizon = self.grid.start_of(high - self.grid.max_lateness) - self.grid.length;
+        let horizon = horizon.min(self.closed_until.unwrap_or(Millis::MIN));
+        for line in self.timelines.values_mut() {
+            while line.states.len() > 1 {
+                let mut it = line.states.keys();
+                let (first, second) = (*it.next().expect("two"), *it.next().expect("two"));
+                if second <= horizon {
+                    line.states.remove(&first);
+                } else {
+                    break;
+                }
+            }
+        }
+        self.sent.retain(|s, _| *s >= horizon);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use acd_schemas::time::parse_rfc3339;
+
+    fn t(s: &str) -> Millis {
+        parse_rfc3339(&format!("2024-04-17T{s}Z")).unwrap()
+    }
+
+    fn st(login: &str, at: &str, code: &str) -> AgentState {
+        AgentState {
+            acd_id: "east".into(),
+            login_id: login.into(),
+            event_code: code.into(),
+            reason_code: if code == "AUX" { "BREAK".into() } else { String::new() },
+            event_utc_time: t(at),
+            received_utc: None,
+        }
+    }
+
+    fn book() -> AgentBook {
+        AgentBook::new(Grid::minutes(15), Categories::default(), AgentMap::default())
+    }
+
+    fn perf(out: &[AgentReport], start: &str, agent: &str) -> Option<AgentPerformanceRow> {
+        out.iter().filter(|r| r.start == t(start)).flat_map(|r| r.performance.clone()).find(|r| r.agent_value == agent)
+    }
+
+    #[test]
+    fn a_state_spanning_three_intervals_is_split_by_the_clock() {
+        let mut b = book();
+        b.add(&st("a", "10:10:00", "AVAIL"));
+        b.add(&st("a", "10:40:00", "AUX"));
+        b.add(&st("a", "10:50:00", "LOGOUT"));
+        b.add(&st("z", "11:30:00", "LOGIN")); // moves the watermark past 11:00 + grace
+        let out = b.close(0, 0);
+        let p10 = perf(&out, "10:00:00", "a").unwrap();
+        assert_eq!((p10.login_time, p10.ready_time, p10.not_ready_time), (300.0, 300.0, 0.0));
+        let p15 = perf(&out, "10:15:00", "a").unwrap();
+        assert_eq!((p15.login_time, p15.ready_time), (900.0, 900.0));
+        let p30 = perf(&out, "10:30:00", "a").unwrap();
+        assert_eq!((p30.login_time, p30.ready_time, p30.not_ready_time), (900.0, 600.0, 300.0));
+        let p45 = perf(&out, "10:45:00", "a").unwrap();
+        assert_eq!((p45.login_time, p45.not_ready_time), (300.0, 300.0));
+        assert!(perf(&out, "11:00:00", "a").is_none(), "logged out: no row");
+    }
+
+    #[test]
+    fn seconds_are_rounded_half_away_from_zero_after_summing_milliseconds() {
+        let mut b = book();
+        b.add(&st("a", "10:00:00", "AVAIL"));
+        let mut busy = st("a", "10:00:00", "ACD");
+        busy.event_utc_time += 1_500; // 1.5 s ready
+        b.add(&busy);
+        let mut out = st("a", "10:00:00", "LOGOUT");
+        out.event_utc_time += 3_000; // 1.5 s busy
+        b.add(&out);
+        b.add(&st("z", "10:30:00", "LOGIN"));
+        let p = perf(&b.close(0, 0), "10:00:00", "a").unwrap();
+        assert_eq!((p.login_time, p.ready_time), (3.0, 2.0), "3000 ms -> 3 s; 1500 ms -> 2 s");
+    }
+
+    #[test]
+    fn activity_segments_are_whole_in_the_interval_where_they_end() {
+        let mut b = book();
+        b.add(&st("a", "10:10:00", "ACD"));
+        b.add(&st("a", "10:20:00", "ACW"));
+        b.add(&st("a", "10:21:00", "LOGOUT"));
+        b.add(&st("a", "10:50:00", "LOGIN"));
+        b.add(&st("z", "11:30:00", "LOGIN"));
+        let out = b.close(0, 0);
+        let lists: Vec<(Millis, Vec<ActivityJson>)> = out
+            .iter()
+            .flat_map(|r| {
+                r.activity.iter().filter(|e| e.agent_value == "a").map(|e| (r.start, e.agent_activity.clone()))
+            })
+            .collect();
+        assert_eq!(lists.len(), 1, "{lists:?}");
+        let (start, segs) = &lists[0];
+        assert_eq!(*start, t("10:15:00"));
+        assert_eq!(segs.len(), 2, "the LOGOUT segment is not reported");
+        assert_eq!(
+            (segs[0].state.as_str(), segs[0].start_time.as_str(), segs[0].duration),
+            ("ACD", "2024-04-17T10:10:00.000Z", 600_000)
+        );
+        assert_eq!((segs[1].state.as_str(), segs[1].duration), ("ACW", 60_000));
+    }
+
+    #[test]
+    fn a_late_state_recomputes_and_overwrites_rows_no_longer_produced() {
+        let mut b = book();
+        b.add(&st("a", "10:05:00", "AVAIL"));
+        b.add(&st("z", "10:40:00", "LOGIN"));
+        let first = b.close(0, 0);
+        assert_eq!(perf(&first, "10:15:00", "a").unwrap().login_time, 900.0);
+        // A LOGOUT at 10:06 arrives late: 10:00 and 10:15 change; 10:15's row must be zeroed.
+        assert_eq!(b.add(&st("a", "10:06:00", "LOGOUT")), Admit::Counted);
+        let again = b.close(0, 0);
+        let starts: BTreeSet<Millis> = again.iter().map(|r| r.start).collect();
+        assert_eq!(starts, BTreeSet::from([t("10:00:00"), t("10:15:00")]));
+        assert_eq!(perf(&again, "10:00:00", "a").unwrap().login_time, 60.0);
+        let zero = perf(&again, "10:15:00", "a").unwrap();
+        assert_eq!((zero.login_time, zero.ready_time, zero.not_ready_time), (0.0, 0.0, 0.0));
+        // The 10:00 activity now has the AVAIL segment 10:05-10:06.
+        let acts: Vec<_> = again.iter().filter(|r| r.start == t("10:00:00")).flat_map(|r| r.activity.clone()).collect();
+        assert_eq!(acts[0].agent_activity[0].duration, 60_000);
+        assert_eq!(b.add(&st("a", "10:06:00", "LOGOUT")), Admit::Duplicate);
+    }
+
+    #[test]
+    fn a_late_state_that_removes_an_activity_list_sends_it_empty() {
+        let mut b = book();
+        b.add(&st("a", "10:00:00", "ACD"));
+        b.add(&st("a", "10:20:00", "AVAIL"));
+        b.add(&st("z", "10:50:00", "LOGIN"));
+        let first = b.close(0, 0);
+        assert!(first.iter().any(|r| r.start == t("10:15:00") && !r.activity.is_empty()));
+        // A late LOGOUT at 10:10: ACD now ends at 10:10 (reported in 10:00); the 10:10-10:20
+        // LOGOUT segment is not reported, so 10:15's list for a becomes empty.
+        b.add(&st("a", "10:10:00", "LOGOUT"));
+        let again = b.close(0, 0);
+        let at15: Vec<_> = again.iter().filter(|r| r.start == t("10:15:00")).flat_map(|r| r.activity.clone()).collect();
+        assert_eq!(at15.len(), 1);
+        assert!(at15[0].agent_activity.is_empty());
+    }
+
+    #[test]
+    fn the_agent_map_names_agents() {
+        let map = AgentMap::parse("loginId,agentValue,agentId,userName\na,967385,id-1,ann@x\n").unwrap();
+        let mut b = AgentBook::new(Grid::minutes(15), Categories::default(), map);
+        b.add(&st("a", "10:00:00", "AVAIL"));
+        b.add(&st("a", "10:05:00", "LOGOUT"));
+        b.add(&st("z", "10:30:00", "LOGIN"));
+        let out = b.close(0, 0);
+        let p = perf(&out, "10:00:00", "967385").unwrap();
+        assert_eq!(p.agent_id, "id-1");
+        assert_eq!(out[0].activity[0].user_name, "ann@x");
+    }
+}

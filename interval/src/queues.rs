@@ -1,0 +1,487 @@
+//! Contacts into queue rows and agent-per-queue rows (When Contact Ended): a contact counts wholly
+//! in the interval of its `endedUtc`. One [`QueueBook`] serves one contact partition.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use acd_schemas::records::{Contact, Outcome, Party};
+use acd_schemas::time::Millis;
+use acd_schemas::wfm::{AgentQueueRow, QueueRow};
+
+use crate::grid::Grid;
+use crate::sla::Formula;
+use crate::Admit;
+
+/// What the queue arithmetic needs to know.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueSettings {
+    pub grid: Grid,
+    /// `sla.threshold_seconds`: short is `<=`, long is `>`.
+    pub threshold_seconds: f64,
+    pub formula: Formula,
+    /// `interval.zero_fill_days`, in milliseconds.
+    pub zero_fill: Millis,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Cell {
+    handled_short: i64,
+    handled_long: i64,
+    abandoned_short: i64,
+    abandoned_long: i64,
+    handle_time: f64,
+    work_time: f64,
+    hold_time: f64,
+    queue_delay_time: f64,
+    right_contacts: i64,
+    right_time: f64,
+    wrong_contacts: i64,
+    wrong_time: f64,
+    /// queueName and isOutbound of the contact with the latest endedUtc (ties: the last read).
+    name: (Millis, String, bool),
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+struct AgentCell {
+    handled: i64,
+    handled_time: f64,
+    work_time: f64,
+    hold_time: f64,
+    right_contacts: i64,
+    right_time: f64,
+    wrong_contacts: i64,
+    wrong_time: f64,
+    agent_id: String,
+}
+
+#[derive(Debug, Clone)]
+struct Queue {
+    first_interval: Millis,
+    last_contact: Millis,
+    /// The queue's name from its latest contact, for zero rows.
+    name: (Millis, String, bool),
+}
+
+/// One interval's rows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueReport {
+    pub start: Millis,
+    pub end: Millis,
+    pub queue_rows: Vec<QueueRow>,
+    pub agent_queue_rows: Vec<AgentQueueRow>,
+}
+
+/// The contacts of one partition, aggregated.
+#[derive(Debug, Clone)]
+pub struct QueueBook {
+    settings: QueueSettings,
+    /// (acdId, contactId) of counted contacts, with their endedUtc for expiry.
+    counted: HashMap<(String, String), Millis>,
+    queues: BTreeMap<String, Queue>,
+    cells: BTreeMap<(Millis, String), Cell>,
+    agent_cells: BTreeMap<(Millis, String, String), AgentCell>,
+    /// The highest endedUtc seen.
+    high: Option<Millis>,
+    /// Every interval starting before this was returned by [`QueueBook::close`].
+    closed_until: Option<Millis>,
+    /// Returned intervals changed since by late contacts.
+    dirty: BTreeSet<Millis>,
+}
+
+fn replace_name(slot: &mut (Millis, String, bool), ended: Millis, name: &str, outbound: bool) {
+    if ended >= slot.0 {
+        *slot = (ended, name.to_string(), outbound);
+    }
+}
+
+impl QueueBook {
+    /// An empty book.
+    pub fn new(settings: QueueSettings) -> QueueBook {
+        QueueBook {
+            settings,
+            counted: HashMap::new(),
+            queues: BTreeMap::new(),
+            cells: BTreeMap::new(),
+            agent_cells: BTreeMap::new(),
+            high: None,
+            closed_until: None,
+            dirty: BTreeSet::new(),
+        }
+    }
+
+    /// The highest event time seen (the watermark plus grace).
+    pub fn high(&self) -> Option<Millis> {
+        self.high
+    }
+
+    /// Counts one contact.
+    pub fn add(&mut self, c: &Contact) -> Admit {
+        let grid = self.settings.grid;
+        let start = grid.start_of(c.ended_utc);
+        let key = (c.acd_id.clone(), c.contact_id.clone());
+        if self.counted.contains_key(&key) {
+            return Admit::Duplicate;
+        }
+        if grid.too_late(start, self.high) {
+            return Admit::TooLate;
+        }
+        self.counted.insert(key, c.ended_utc);
+        self.high = Some(self.high.map_or(c.ended_utc, |h| h.max(c.ended_utc)));
+        if self.closed_until.is_some_and(|until| start < until) {
+            self.dirty.insert(start);
+        }
+
+        let q = self.queues.entry(c.queue_value.clone()).or_insert_with(|| Queue {
+            first_interval: start,
+            last_contact: c.ended_utc,
+            name: (Millis::MIN, String::new(), false),
+        });
+        q.first_interval = q.first_interval.min(start);
+        q.last_contact = q.last_contact.max(c.ended_utc);
+        replace_name(&mut q.name, c.ended_utc, &c.queue_name, c.is_outbound);
+
+        let t = self.settings.threshold_seconds;
+        let cell = self.cells.entry((start, c.queue_value.clone())).or_default();
+        replace_name(&mut cell.name, c.ended_utc, &c.queue_name, c.is_outbound);
+        cell.queue_delay_time += c.queue_delay_sec;
+        let short = c.queue_delay_sec <= t;
+        match c.outcome {
+            Outcome::Abandoned => {
+                if short {
+                    cell.abandoned_short += 1
+                } else {
+                    cell.abandoned_long += 1
+                }
+            }
+            Outcome::Handled => {
+                let handle = c.talk_sec + c.hold_sec + c.work_sec;
+                if short {
+                    cell.handled_short += 1
+                } else {
+                    cell.handled_long += 1
+                }
+                cell.handle_time += handle;
+                cell.work_time += c.work_sec;
+                cell.hold_time += c.hold_sec;
+                match c.party {
+                    Some(Party::Right) => {
+                        cell.right_contacts += 1;
+                        cell.right_time += handle;
+                    }
+                    Some(Party::Wrong) => {
+                        cell.wrong_contacts += 1;
+                        cell.wrong_time += handle;
+                    }
+                    None => {}
+                }
+                let agent = c.agent_value.clone().unwrap_or_default();
+                let a = self.agent_cells.entry((start, c.queue_value.clone(), agent)).or_default();
+                a.handled += 1;
+                a.handled_time += handle;
+                a.work_time += c.work_sec;
+                a.hold_time += c.hold_sec;
+                match c.party {
+                    Some(Party::Right) => {
+                        a.right_contacts += 1;
+                        a.right_time += handle;
+                    }
+                    Some(Party::Wrong) => {
+                        a.wrong_contacts += 1;
+                        a.wrong_time += handle;
+                    }
+                    None => {}
+                }
+                if let Some(id) = c.agent_id.as_ref().filter(|id| !id.is_empty()) {
+                    a.agent_id = id.clone();
+                }
+            }
+        }
+        Admit::Counted
+    }
+
+    /// The intervals that closed since the last call (in order), then those re-opened by late
+    /// contacts, each whole. `idle_for` is how long the partition has had no records; `now` the
+    /// wall clock.
+    pub fn close(&mut self, idle_for: Millis, now: Millis) -> Vec<QueueReport> {
+        let grid = self.settings.grid;
+        let open_from = grid.open_from(self.high, idle_for, now);
+        let Some(first) = self.queues.values().map(|q| q.first_interval).min() else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let mut s = self.closed_until.unwrap_or(first).max(first);
+        let mut dirty: BTreeSet<Millis> = std::mem::take(&mut self.dirty);
+        while s < open_from {
+            dirty.remove(&s);
+            if let Some(r) = self.report(s) {
+                out.push(r);
+            }
+            s += grid.length;
+        }
+        if open_from > self.closed_until.unwrap_or(Millis::MIN) {
+            self.closed_until = Some(open_from.max(first));
+        }
+        for s in dirty {
+            if let Some(r) = self.report(s) {
+                out.push(r);
+            }
+        }
+        self.prune();
+        out
+    }
+
+    /// The rows of interval `start`: every queue with a contact in it, and a zero row for every
+    /// queue that had its first contact before and a contact within `zero_fill` of its end.
+    fn report(&self, start: Millis) -> Option<QueueReport> {
+        let end = self.settings.grid.end_of(start);
+        let formula = self.settings.formula;
+        let mut queue_rows = Vec::new();
+        for (queue, q) in &self.queues {
+            let cell = self.cells.get(&(start, queue.clone()));
+            if cell.is_none() && !(q.first_interval <= start && q.last_contact >= end - self.settings.zero_fill) {
+                continue;
+            }
+            let zero = Cell { name: q.name.clone(), ..Cell::default() };
+            let c = cell.unwrap_or(&zero);
+            let received = c.handled_short + c.handled_long + c.abandoned_short + c.abandoned_long;
+            queue_rows.push(QueueRow {
+                queue_value: queue.clone(),
+                queue_name: c.name.1.clone(),
+                is_outbound: c.name.2,
+                contacts_received: received,
+                abandoned_short: c.abandoned_short,
+                abandoned_long: c.abandoned_long,
+                handled_short: c.handled_short,
+                handled_long: c.handled_long,
+                handle_time: c.handle_time,
+                work_time: c.work_time,
+                hold_time: c.hold_time,
+                queue_delay_time: c.queue_delay_time,
+                svc_lvl_pct: formula.percent(c.handled_short, c.abandoned_short, received),
+                right_party_handle_time: c.right_time,
+                right_party_contacts: c.right_contacts,
+                wrong_party_handle_time: c.wrong_time,
+                wrong_party_contacts: c.wrong_contacts,
+                backlog: 0,
+                backlog_not_expired: 0,
+                backlog_expired: 0,
+                active: 0,
+            });
+        }
+        let agent_queue_rows: Vec<AgentQueueRow> = self
+            .agent_cells
+            .range((start, String::new(), String::new())..(end, String::new(), String::new()))
+            .map(|((_, queue, agent), a)| {
+                let name = self.cells.get(&(start, queue.clone())).map(|c| c.name.clone()).unwrap_or_default();
+                AgentQueueRow {
+                    queue_value: queue.clone(),
+                    queue_name: name.1,
+                    is_outbound: name.2,
+                    agent_value: agent.clone(),
+                    agent_id: a.agent_id.clone(),
+                    handled: a.handled,
+                    handled_time: a.handled_time,
+                    work_time: a.work_time,
+                    hold_time: a.hold_time,
+                    right_party_handle_time: a.right_time,
+                    right_party_contacts: a.right_contacts,
+                    wrong_party_handle_time: a.wrong_time,
+                    wrong_party_contacts: a.wrong_contacts,
+                    active: 0,
+                }
+            })
+            .collect();
+        if queue_rows.is_empty() && agent_queue_rows.is_empty() {
+            return None;
+        }
+        Some(QueueReport { start, end, queue_rows, agent_queue_rows })
+    }
+
+    /// Forgets what can no longer change: cells and dedup keys beyond the lateness window.
+    fn prune(&mut self) {
+        let Some(high) = self.high else { return };
+        let grid = self.settings.grid;
+        let horizon = grid.start_of(high - grid.max_lateness) - grid.length;
+        if let Some(closed) = self.closed_until {
+            let horizon = horizon.min(closed);
+            self.cells.retain(|(s, _), _| *s >= horizon);
+            self.agent_cells.retain(|(s, _, _), _| *s >= horizon);
+            self.counted.retain(|_, ended| *ended >= horizon);
+        }
+        let zero_fill = self.settings.zero_fill;
+        self.queues.retain(|_, q| q.last_contact >= high - zero_fill - grid.max_lateness);
+    }
+
+    /// Distinct contacts remembered for deduplication.
+    pub fn remembered(&self) -> usize {
+        self.counted.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use acd_schemas::time::parse_rfc3339;
+
+    fn t(s: &str) -> Millis {
+        parse_rfc3339(&format!("2024-04-17T{s}Z")).unwrap()
+    }
+
+    fn settings() -> QueueSettings {
+        QueueSettings {
+            grid: Grid::minutes(15),
+            threshold_seconds: 20.0,
+            formula: Formula::HandledOverReceived,
+            zero_fill: 7 * 86_400_000,
+        }
+    }
+
+    fn handled(id: &str, queue: &str, arrived: &str, ended: &str, delay: f64) -> Contact {
+        Contact {
+            acd_id: "east".into(),
+            contact_id: id.into(),
+            queue_value: queue.into(),
+            queue_name: format!("Q{queue}"),
+            is_outbound: false,
+            outcome: Outcome::Handled,
+            arrived_utc: t(arrived),
+            ended_utc: t(ended),
+            queue_delay_sec: delay,
+            talk_sec: 100.0,
+            hold_sec: 20.0,
+            work_sec: 10.0,
+            agent_value: Some("a1".into()),
+            agent_id: Some("id-a1".into()),
+            party: None,
+            received_utc: None,
+        }
+    }
+
+    fn abandoned(id: &str, queue: &str, ended: &str, delay: f64) -> Contact {
+        Contact {
+            outcome: Outcome::Abandoned,
+            talk_sec: 0.0,
+            hold_sec: 0.0,
+            work_sec: 0.0,
+            agent_value: None,
+            agent_id: None,
+            ..handled(id, queue, "00:00:00", ended, delay)
+        }
+    }
+
+    fn rows_at(reports: &[QueueReport], start: &str) -> Vec<QueueRow> {
+        reports.iter().filter(|r| r.start == t(start)).flat_map(|r| r.queue_rows.clone()).collect()
+    }
+
+    #[test]
+    fn nices_worked_example_a_contact_counts_wholly_where_it_ended() {
+        // A contact from 09:10 to 09:40 counts in the 09:30 interval only.
+        let mut b = QueueBook::new(settings());
+        assert_eq!(b.add(&handled("c1", "q", "09:10:00", "09:40:00", 5.0)), Admit::Counted);
+        let out = b.close(0, 0);
+        assert!(out.is_empty(), "nothing closes before the watermark passes");
+        b.add(&handled("c2", "q", "09:50:00", "09:58:00", 5.0));
+        let out = b.close(0, 0);
+        // 09:58 - 2 min grace = 09:56: 09:30 closed, 09:45 not yet.
+        assert_eq!(out.iter().map(|r| r.start).collect::<Vec<_>>(), vec![t("09:30:00")]);
+        let row = &out[0].queue_rows[0];
+        assert_eq!(row.contacts_received, 1);
+        assert_eq!(row.handle_time, 130.0);
+        assert!(rows_at(&out, "09:00:00").is_empty() && rows_at(&out, "09:15:00").is_empty());
+    }
+
+    #[test]
+    fn a_contact_ending_on_a_boundary_belongs_to_the_next_interval() {
+        let mut b = QueueBook::new(settings());
+        b.add(&handled("c1", "q", "09:50:00", "10:00:00", 5.0));
+        b.add(&handled("c2", "q", "10:20:00", "10:40:00", 5.0));
+        let out = b.close(0, 0);
+        assert_eq!(rows_at(&out, "10:00:00")[0].contacts_received, 1);
+        assert!(rows_at(&out, "09:45:00").is_empty());
+    }
+
+    #[test]
+    fn abandons_on_both_sides_of_the_threshold_and_the_sla() {
+        let mut b = QueueBook::new(settings());
+        b.add(&abandoned("a1", "q", "10:01:00", 20.0)); // short: <= T
+        b.add(&abandoned("a2", "q", "10:02:00", 20.001)); // long
+        b.add(&handled("h1", "q", "10:00:00", "10:03:00", 19.0));
+        b.add(&handled("h2", "q", "10:00:00", "10:04:00", 45.0));
+        b.add(&handled("later", "q", "10:20:00", "10:30:00", 1.0));
+        let row = &rows_at(&b.close(0, 0), "10:00:00")[0];
+        assert_eq!((row.abandoned_short, row.abandoned_long, row.handled_short, row.handled_long), (1, 1, 1, 1));
+        assert_eq!(row.contacts_received, 4);
+        assert_eq!(row.queue_delay_time, 20.0 + 20.001 + 19.0 + 45.0);
+        assert_eq!(row.svc_lvl_pct, 25.0);
+        assert_eq!((row.handle_time, row.work_time, row.hold_time), (260.0, 20.0, 40.0));
+        assert_eq!((row.active, row.backlog), (0, 0));
+    }
+
+    #[test]
+    fn duplicates_count_once_and_agent_rows_only_for_handled() {
+        let mut b = QueueBook::new(settings());
+        let c = handled("c1", "q", "10:00:00", "10:05:00", 1.0);
+        assert_eq!(b.add(&c), Admit::Counted);
+        assert_eq!(b.add(&c), Admit::Duplicate);
+        b.add(&abandoned("a1", "q", "10:06:00", 1.0));
+        b.add(&handled("late", "q", "10:20:00", "10:40:00", 1.0));
+        let out = b.close(0, 0);
+        let r = out.iter().find(|r| r.start == t("10:00:00")).unwrap();
+        assert_eq!(r.queue_rows[0].contacts_received, 2);
+        assert_eq!(r.agent_queue_rows.len(), 1);
+        let a = &r.agent_queue_rows[0];
+        assert_eq!((a.agent_value.as_str(), a.handled, a.handled_time, a.agent_id.as_str()), ("a1", 1, 130.0, "id-a1"));
+    }
+
+    #[test]
+    fn queues_get_zero_rows_from_their_first_contact_on() {
+        let mut b = QueueBook::new(settings());
+        b.add(&handled("c1", "q1", "10:00:00", "10:05:00", 1.0));
+        b.add(&handled("c2", "q2", "10:30:00", "10:35:00", 1.0));
+        b.add(&handled("c3", "q1", "11:00:00", "11:10:00", 1.0));
+        let out = b.close(0, 0);
+        let starts: Vec<_> = out.iter().map(|r| r.start).collect();
+        assert_eq!(starts, vec![t("10:00:00"), t("10:15:00"), t("10:30:00"), t("10:45:00")]);
+        // q1 has a zero row at 10:15, 10:30 and 10:45; q2 only from 10:30 on.
+        assert_eq!(out[1].queue_rows.len(), 1);
+        assert_eq!(out[1].queue_rows[0].contacts_received, 0);
+        assert_eq!(out[1].queue_rows[0].queue_name, "Qq1");
+        assert_eq!(out[1].queue_rows[0].svc_lvl_pct, 100.0);
+        assert_eq!(out[2].queue_rows.len(), 2);
+        assert_eq!(out[3].queue_rows.len(), 2);
+    }
+
+    #[test]
+    fn a_late_contact_reopens_its_delivered_interval_and_older_ones_are_too_late() {
+        let mut b = QueueBook::new(settings());
+        b.add(&handled("c1", "q", "10:00:00", "10:05:00", 1.0));
+        b.add(&handled("c2", "q", "10:20:00", "10:40:00", 1.0));
+        let first = b.close(0, 0);
+        assert_eq!(rows_at(&first, "10:00:00")[0].contacts_received, 1);
+        assert_eq!(b.add(&handled("c3", "q", "10:00:00", "10:07:00", 1.0)), Admit::Counted);
+        let again = b.close(0, 0);
+        assert_eq!(again.len(), 1, "only the changed interval comes back");
+        assert_eq!(rows_at(&again, "10:00:00")[0].contacts_received, 2);
+        // Two days and more later, a contact for 10:00 is too late.
+        b.add(&handled("c4", "q", "10:00:00", "10:00:00", 1.0));
+        let mut much_later = handled("c5", "q", "10:00:00", "10:00:00", 1.0);
+        much_later.ended_utc += 49 * 3_600_000;
+        b.add(&much_later);
+        assert_eq!(b.add(&handled("c6", "q", "10:00:00", "10:08:00", 1.0)), Admit::TooLate);
+    }
+
+    #[test]
+    fn idle_partitions_close_by_the_wall_clock_and_names_follow_the_latest_contact() {
+        let mut b = QueueBook::new(settings());
+        let mut c1 = handled("c1", "q", "10:00:00", "10:05:00", 1.0);
+        c1.queue_name = "Old".into();
+        let mut c2 = handled("c2", "q", "10:00:00", "10:04:00", 1.0);
+        c2.queue_name = "Older".into();
+        b.add(&c1);
+        b.add(&c2);
+        assert!(b.close(29_000, t("10:30:00")).is_empty(), "not idle long enough");
+        assert!(b.close(30_000, t("10:16:59")).is_empty(), "end + grace not reached");
+        let out = b.close(30_000, t("10:17:00"));
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].queue_rows[0].queue_name, "Old");
+    }
+}
