@@ -37,6 +37,51 @@ enum Command {
     },
     /// Serves the WFM API emulator.
     WfmSim(acd_wfm_sim::SimArgs),
+    /// Consumer lag per partition, dead letters by reason, the consumer's WFM state.
+    Status {
+        #[arg(long)]
+        config: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Inspects the dead-letter topic.
+    Dlq(DlqArgs),
+}
+
+#[derive(clap::Args)]
+struct DlqArgs {
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    action: DlqAction,
+}
+
+#[derive(Subcommand)]
+enum DlqAction {
+    /// One line per dead letter: offset, time, kind, reason, status, interval, re-driven, error.
+    List {
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(long)]
+        kind: Option<String>,
+        /// Only records written at or after this RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Headers and pretty JSON of one dead letter.
+    Show {
+        /// The offset (or PARTITION:OFFSET).
+        offset: String,
+    },
+    /// Every dead letter as JSON lines.
+    Export {
+        /// JSON lines (the only format; accepted for symmetry with `list`).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn init_logging() {
@@ -59,6 +104,50 @@ fn finish(result: anyhow::Result<()>) -> ExitCode {
             eprintln!("acd-bridge: {e:#}");
             ExitCode::from(1)
         }
+    }
+}
+
+async fn dlq(cfg: Config, action: DlqAction) -> ExitCode {
+    use acd_consumer::ops;
+    let result = tokio::task::spawn_blocking(move || -> Result<(), ops::OpsError> {
+        match action {
+            DlqAction::List { reason, kind, since, json } => {
+                let since_ms = match since.as_deref().map(acd_schemas::time::parse_rfc3339) {
+                    Some(Err(e)) => return Err(ops::OpsError::Usage(format!("--since: {e}"))),
+                    Some(Ok(t)) => Some(t),
+                    None => None,
+                };
+                let letters = ops::list(&cfg, &ops::ListFilter { reason, kind, since_ms })?;
+                if json {
+                    for l in &letters {
+                        println!("{}", serde_json::to_string(l).unwrap_or_default());
+                    }
+                } else {
+                    println!("{}", ops::list_header());
+                    for l in &letters {
+                        println!("{}", ops::list_line(l));
+                    }
+                    println!("{} dead letter(s) in {}", letters.len(), cfg.topics.dlq);
+                }
+            }
+            DlqAction::Show { offset } => print!("{}", ops::show(&cfg, &offset)?),
+            DlqAction::Export { .. } => {
+                for line in ops::export(&cfg)? {
+                    println!("{line}");
+                }
+            }
+        }
+        Ok(())
+    })
+    .await
+    .expect("dlq task");
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(acd_consumer::ops::OpsError::Usage(m)) => {
+            eprintln!("acd-bridge: {m}");
+            ExitCode::from(2)
+        }
+        Err(e) => finish(Err(e.into())),
     }
 }
 
@@ -99,6 +188,30 @@ async fn main() -> ExitCode {
                 }
                 Err(e) => finish(Err(e.into())),
             }
+        }
+        Command::Status { config, json } => {
+            let cfg = match load(&config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let out = tokio::task::spawn_blocking(move || acd_consumer::ops::status(&cfg)).await;
+            match out.expect("status task") {
+                Ok(v) if json => println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default()),
+                Ok(v) => print!("{}", acd_consumer::ops::status_text(&v)),
+                Err(e) => return finish(Err(e.into())),
+            }
+            ExitCode::SUCCESS
+        }
+        Command::Dlq(args) => {
+            let Some(config) = args.config else {
+                eprintln!("acd-bridge: dlq: --config is required");
+                return ExitCode::from(2);
+            };
+            let cfg = match load(&config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            dlq(cfg, args.action).await
         }
         Command::WfmSim(args) => {
             let shutdown = acd_core::shutdown::on_signal();

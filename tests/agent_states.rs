@@ -319,6 +319,36 @@ fn records_of_an_older_schema_and_undecodable_ones() {
     assert_eq!(h["dlq.kind"], "input");
     assert_eq!(h["dlq.source.topic"], topic);
     assert!(h.contains_key("dlq.source.partition") && h.contains_key("dlq.source.offset"));
+
+    // The operator's view of the same dead letter.
+    let cfg = stack.cfg.to_str().unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(BIN).args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let listed = run(&["dlq", "list", "--config", cfg, "--json"]);
+    let lines: Vec<Value> = listed.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 1, "{listed}");
+    assert_eq!(lines[0]["headers"]["dlq.reason"], "undecodable");
+    assert_eq!(lines[0]["offset"], 0);
+    assert!(lines[0]["base64"].is_string(), "a body that is not JSON is shown as base64");
+    assert_eq!(run(&["dlq", "list", "--config", cfg, "--reason", "wfm-rejected", "--json"]).trim(), "");
+    let table = run(&["dlq", "list", "--config", cfg]);
+    assert!(table.contains("undecodable") && table.contains("1 dead letter(s)"), "{table}");
+    let shown = run(&["dlq", "show", "0", "--config", cfg]);
+    assert!(shown.contains(&format!("dlq.source.topic: {topic}")), "{shown}");
+    assert_eq!(run(&["dlq", "export", "--config", cfg]).lines().count(), 1);
+    let bad = std::process::Command::new(BIN).args(["dlq", "show", "7", "--config", cfg]).output().unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    let status = poll("status to show no lag", Duration::from_secs(60), || {
+        let v: Value = serde_json::from_str(&run(&["status", "--config", cfg, "--json"])).ok()?;
+        (v["lag_total"] == 0 && v["consumer"].is_object()).then_some(v)
+    });
+    assert_eq!(status["dlq_depth"], 1);
+    assert_eq!(status["dlq_by_reason"]["undecodable"], 1);
+    let text = run(&["status", "--config", cfg]);
+    assert!(text.contains("total lag 0") && text.contains("undecodable 1"), "{text}");
 }
 
 #[test]

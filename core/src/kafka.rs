@@ -54,6 +54,15 @@ pub fn producer(cfg: &Config) -> Result<FutureProducer, KafkaError> {
 /// Creates every topic of `names` that is missing, with `kafka.partitions` and
 /// `kafka.replication_factor`. Existing topics are left as they are.
 pub async fn ensure_topics(cfg: &Config, names: &[&str]) -> Result<(), KafkaError> {
+    ensure_topics_with(cfg, names, cfg.kafka.partitions).await
+}
+
+/// The dead-letter topic has one partition, so that an offset names one dead letter.
+pub async fn ensure_dlq(cfg: &Config) -> Result<(), KafkaError> {
+    ensure_topics_with(cfg, &[&cfg.topics.dlq], 1).await
+}
+
+async fn ensure_topics_with(cfg: &Config, names: &[&str], partitions: i32) -> Result<(), KafkaError> {
     let admin: Arc<AdminClient<DefaultClientContext>> = Arc::new(client_config(cfg)?.create()?);
     // Ask first: clusters that forbid CreateTopics still work when the topics exist.
     let a = admin.clone();
@@ -71,7 +80,7 @@ pub async fn ensure_topics(cfg: &Config, names: &[&str]) -> Result<(), KafkaErro
     tracing::info!(topics = ?missing, "creating missing topics");
     let topics: Vec<NewTopic> = missing
         .iter()
-        .map(|n| NewTopic::new(n, cfg.kafka.partitions, TopicReplication::Fixed(cfg.kafka.replication_factor)))
+        .map(|n| NewTopic::new(n, partitions, TopicReplication::Fixed(cfg.kafka.replication_factor)))
         .collect();
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     for result in admin.create_topics(&topics, &opts).await? {

@@ -1,0 +1,315 @@
+//! The operator's read-only tools: `acd-bridge status` and `acd-bridge dlq list|show|export`.
+//! They read Kafka (and the consumer's admin API when it answers); they never join the group or
+//! change an offset.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use acd_core::config::Config;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{Offset, TopicPartitionList};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+/// Errors of the tools.
+#[derive(Debug, thiserror::Error)]
+pub enum OpsError {
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error(transparent)]
+    Config(#[from] acd_core::kafka::KafkaError),
+    #[error("{0}")]
+    Usage(String),
+}
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+fn reader(cfg: &Config, group: &str) -> Result<BaseConsumer, OpsError> {
+    let mut cc = acd_core::kafka::client_config(cfg)?;
+    cc.set("group.id", group).set("enable.auto.commit", "false").set("enable.partition.eof", "true");
+    Ok(cc.create()?)
+}
+
+/// One dead letter as read back.
+#[derive(Debug, Clone, Serialize)]
+pub struct Letter {
+    pub partition: i32,
+    pub offset: i64,
+    pub timestamp_ms: Option<i64>,
+    pub key: String,
+    pub headers: BTreeMap<String, String>,
+    /// The body as JSON when it is JSON.
+    pub json: Option<Value>,
+    /// The body as base64 when it is not.
+    pub base64: Option<String>,
+}
+
+impl Letter {
+    fn header(&self, name: &str) -> &str {
+        self.headers.get(name).map(String::as_str).unwrap_or("")
+    }
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for c in bytes.chunks(3) {
+        let n = (c[0] as u32) << 16 | (*c.get(1).unwrap_or(&0) as u32) << 8 | *c.get(2).unwrap_or(&0) as u32;
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Every record of the dead-letter topic, in offset order per partition.
+pub fn read_dlq(cfg: &Config) -> Result<Vec<Letter>, OpsError> {
+    let c = reader(cfg, "acd-bridge-dlq-reader")?;
+    let topic = &cfg.topics.dlq;
+    let md = c.fetch_metadata(Some(topic), TIMEOUT)?;
+    let mut tpl = TopicPartitionList::new();
+    let mut remaining = BTreeMap::new();
+    for t in md.topics().iter().filter(|t| t.error().is_none()) {
+        for p in t.partitions() {
+            let (lo, hi) = c.fetch_watermarks(topic, p.id(), TIMEOUT)?;
+            if hi > lo {
+                tpl.add_partition_offset(topic, p.id(), Offset::Offset(lo))?;
+                remaining.insert(p.id(), hi);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    if remaining.is_empty() {
+        return Ok(out);
+    }
+    c.assign(&tpl)?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !remaining.is_empty() && std::time::Instant::now() < deadline {
+        match c.poll(Duration::from_millis(500)) {
+            Some(Ok(m)) => {
+                if remaining.get(&m.partition()).is_some_and(|hi| m.offset() + 1 >= *hi) {
+                    remaining.remove(&m.partition());
+                }
+                let headers = m
+                    .headers()
+                    .map(|h| {
+                        h.iter()
+                            .map(|x| {
+                                (x.key.to_string(), String::from_utf8_lossy(x.value.unwrap_or_default()).into_owned())
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let body = m.payload().unwrap_or_default();
+                let json = serde_json::from_slice::<Value>(body).ok();
+                out.push(Letter {
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    timestamp_ms: m.timestamp().to_millis(),
+                    key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()).unwrap_or_default(),
+                    base64: json.is_none().then(|| base64(body)),
+                    json,
+                    headers,
+                });
+            }
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
+                remaining.remove(&p);
+            }
+            Some(Err(e)) => return Err(e.into()),
+            None => {}
+        }
+    }
+    out.sort_by_key(|l| (l.partition, l.offset));
+    Ok(out)
+}
+
+/// `dlq list` filters.
+#[derive(Debug, Default, Clone)]
+pub struct ListFilter {
+    pub reason: Option<String>,
+    pub kind: Option<String>,
+    /// Records written at or after this time.
+    pub since_ms: Option<i64>,
+}
+
+/// The records `dlq list` shows.
+pub fn list(cfg: &Config, filter: &ListFilter) -> Result<Vec<Letter>, OpsError> {
+    Ok(read_dlq(cfg)?
+        .into_iter()
+        .filter(|l| filter.reason.as_deref().is_none_or(|r| l.header("dlq.reason") == r))
+        .filter(|l| filter.kind.as_deref().is_none_or(|k| l.header("dlq.kind") == k))
+        .filter(|l| filter.since_ms.is_none_or(|s| l.timestamp_ms.unwrap_or(0) >= s))
+        .collect())
+}
+
+/// One line of `dlq list`.
+pub fn list_line(l: &Letter) -> String {
+    let time = l.timestamp_ms.map(acd_schemas::time::format_millis).unwrap_or_default();
+    let mut error = l.header("dlq.error").replace('\n', " ");
+    if error.len() > 80 {
+        error = format!("{}...", crate::wfm::truncate(&error, 77));
+    }
+    let interval = match l.header("dlq.interval.start") {
+        "" if l.header("dlq.kind") == "input" => format!(
+            "{}[{}]@{}",
+            l.header("dlq.source.topic"),
+            l.header("dlq.source.partition"),
+            l.header("dlq.source.offset")
+        ),
+        s => s.to_string(),
+    };
+    let redriven = if l.headers.contains_key("dlq.redriven") { "yes" } else { "no" };
+    format!(
+        "{:>8}  {:<24}  {:<14}  {:<17}  {:>6}  {:<24}  {:<8}  {}",
+        display_offset(l),
+        time,
+        l.header("dlq.kind"),
+        l.header("dlq.reason"),
+        l.header("dlq.http.status"),
+        interval,
+        redriven,
+        error
+    )
+}
+
+/// The header line of `dlq list`.
+pub fn list_header() -> String {
+    format!(
+        "{:>8}  {:<24}  {:<14}  {:<17}  {:>6}  {:<24}  {:<8}  {}",
+        "offset", "time", "kind", "reason", "status", "interval / source", "redriven", "error"
+    )
+}
+
+fn display_offset(l: &Letter) -> String {
+    if l.partition == 0 {
+        l.offset.to_string()
+    } else {
+        format!("{}:{}", l.partition, l.offset)
+    }
+}
+
+/// `dlq show OFFSET` (or `PARTITION:OFFSET`).
+pub fn show(cfg: &Config, which: &str) -> Result<String, OpsError> {
+    let (partition, offset) = match which.split_once(':') {
+        Some((p, o)) => (p.parse::<i32>().ok(), o.parse::<i64>().ok()),
+        None => (Some(0), which.parse::<i64>().ok()),
+    };
+    let (Some(partition), Some(offset)) = (partition, offset) else {
+        return Err(OpsError::Usage(format!("dlq show: {which:?} is not an offset (N or PARTITION:N)")));
+    };
+    let letter = read_dlq(cfg)?
+        .into_iter()
+        .find(|l| l.partition == partition && l.offset == offset)
+        .ok_or_else(|| OpsError::Usage(format!("dlq show: no dead letter at offset {which}")))?;
+    let mut out = format!("offset {}\nkey {}\n", display_offset(&letter), letter.key);
+    for (k, v) in &letter.headers {
+        out.push_str(&format!("{k}: {v}\n"));
+    }
+    out.push('\n');
+    match (&letter.json, &letter.base64) {
+        (Some(j), _) => out.push_str(&serde_json::to_string_pretty(j).unwrap_or_default()),
+        (_, Some(b)) => out.push_str(&format!("(not JSON; base64) {b}")),
+        _ => {}
+    }
+    out.push('\n');
+    Ok(out)
+}
+
+/// `dlq export`: every dead letter as one JSON line.
+pub fn export(cfg: &Config) -> Result<Vec<String>, OpsError> {
+    Ok(read_dlq(cfg)?.iter().map(|l| serde_json::to_string(l).unwrap_or_default()).collect())
+}
+
+/// `acd-bridge status --json`: lag per partition, DLQ depth by reason, the consumer's view.
+pub fn status(cfg: &Config) -> Result<Value, OpsError> {
+    let c = reader(cfg, &cfg.consumer.group_id)?;
+    let mut partitions = Vec::new();
+    let mut lag_total = 0;
+    for topic in cfg.topics.inputs() {
+        let Ok(md) = c.fetch_metadata(Some(topic), TIMEOUT) else { continue };
+        let mut tpl = TopicPartitionList::new();
+        for t in md.topics().iter().filter(|t| t.error().is_none()) {
+            for p in t.partitions() {
+                tpl.add_partition(topic, p.id());
+            }
+        }
+        if tpl.count() == 0 {
+            continue;
+        }
+        let committed = c.committed_offsets(tpl, TIMEOUT)?;
+        for e in committed.elements() {
+            let (lo, hi) = c.fetch_watermarks(topic, e.partition(), TIMEOUT)?;
+            let next = match e.offset() {
+                Offset::Offset(o) => Some(o),
+                _ => None,
+            };
+            let lag = hi - next.unwrap_or(lo);
+            lag_total += lag;
+            partitions.push(json!({"topic": topic, "partition": e.partition(), "committed": next,
+                "high_watermark": hi, "lag": lag}));
+        }
+    }
+    let mut dlq_by_reason: BTreeMap<String, u64> = BTreeMap::new();
+    let letters = read_dlq(cfg)?;
+    for l in &letters {
+        *dlq_by_reason.entry(l.header("dlq.reason").to_string()).or_default() += 1;
+    }
+    let admin = format!("http://{}/status", cfg.consumer.admin_listen);
+    let consumer = fetch_json(&admin);
+    Ok(json!({
+        "group_id": cfg.consumer.group_id,
+        "lag_total": lag_total,
+        "partitions": partitions,
+        "dlq_depth": letters.len(),
+        "dlq_by_reason": dlq_by_reason,
+        "consumer": consumer,
+    }))
+}
+
+fn fetch_json(url: &str) -> Option<Value> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+    rt.block_on(async {
+        let c = reqwest::Client::builder().timeout(Duration::from_secs(3)).build().ok()?;
+        c.get(url).send().await.ok()?.json().await.ok()
+    })
+}
+
+/// `acd-bridge status` as text.
+pub fn status_text(v: &Value) -> String {
+    let mut out = format!("consumer group {}: total lag {}\n", v["group_id"].as_str().unwrap_or(""), v["lag_total"]);
+    out.push_str(&format!("  {:<40} {:>9} {:>12} {:>12} {:>10}\n", "topic", "partition", "committed", "end", "lag"));
+    for p in v["partitions"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "  {:<40} {:>9} {:>12} {:>12} {:>10}\n",
+            p["topic"].as_str().unwrap_or(""),
+            p["partition"],
+            p["committed"].as_i64().map_or("-".to_string(), |o| o.to_string()),
+            p["high_watermark"],
+            p["lag"]
+        ));
+    }
+    out.push_str(&format!("dead letters: {}", v["dlq_depth"]));
+    if let Some(m) = v["dlq_by_reason"].as_object().filter(|m| !m.is_empty()) {
+        let parts: Vec<String> = m.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        out.push_str(&format!(" ({})", parts.join(", ")));
+    }
+    out.push('\n');
+    match v.get("consumer").filter(|c| !c.is_null()) {
+        Some(c) => out.push_str(&format!(
+            "consumer: WFM {} (last success {}), agent states read {}, delivered {}, duplicates removed {}, last delivered {}\n",
+            c["wfm_state"].as_str().unwrap_or("?"),
+            c["wfm_last_success_utc"].as_str().unwrap_or("never"),
+            c["agent_states_read"],
+            c["agent_states_delivered"],
+            c["agent_states_duplicates"],
+            c["last_delivered_agent_state_utc"].as_str().unwrap_or("-"),
+        )),
+        None => out.push_str("consumer: admin API not answering (is `consume` running?)\n"),
+    }
+    out
+}
