@@ -310,6 +310,11 @@ fn bench_latency() {
 }
 
 fn main() {
+    // `cargo test --all-targets` runs this binary without `--bench`: measure only under cargo bench.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("pipeline: a load harness; run it with `cargo bench --bench pipeline -- [ingest|consume|latency]`");
+        return;
+    }
     let which: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     let all = which.is_empty() || which.iter().any(|w| w == "all");
     ensure_broker();
