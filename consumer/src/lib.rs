@@ -13,7 +13,9 @@
 pub mod admin;
 pub mod checkpoint;
 pub mod classify;
+pub mod delivery;
 pub mod dlq;
+pub mod intervals;
 pub mod ops;
 pub mod pipeline;
 pub mod retry;
@@ -63,12 +65,20 @@ pub async fn serve(
     check_details(&cfg, &wfm, &shutdown).await?;
     acd_core::kafka::ensure_topics(&cfg, &cfg.topics.inputs()).await?;
     acd_core::kafka::ensure_dlq(&cfg).await?;
-    let pipeline = pipeline::Pipeline::new(cfg.clone(), wfm, metrics.clone(), shutdown.clone()).await?;
+    let agents = intervals::load_agent_map(&cfg)?;
+    // One store for the process: sled allows one open handle per folder.
+    let store = checkpoint::Checkpoints::open(&cfg.state_dir())?;
+    let pipeline =
+        pipeline::Pipeline::new(cfg.clone(), wfm.clone(), store.clone(), metrics.clone(), shutdown.clone()).await?;
+    let intervals =
+        intervals::Intervals::new(cfg.clone(), wfm, store, agents, metrics.clone(), shutdown.clone()).await?;
     let admin = admin::spawn(listener, pipeline.board(), metrics, shutdown.clone());
+    let interval_task = tokio::spawn(intervals.run());
     let result = pipeline.run().await;
     shutdown.cancel();
+    let intervals_result = interval_task.await.unwrap_or(Ok(()));
     let _ = admin.await;
-    result
+    result.and(intervals_result)
 }
 
 /// Refuses to run when the WFM counts intervals of another length. A WFM that cannot be reached

@@ -32,10 +32,10 @@ use tokio_util::sync::CancellationToken;
 use crate::admin::{Board, PartitionStatus, SharedBoard};
 use crate::checkpoint::{offset_key, Checkpoints};
 use crate::classify::{classify, Outcome};
+use crate::delivery::{deliver, Delivery, Waiter};
 use crate::dlq::{DeadLetter, DeadLetters};
-use crate::retry::Schedule;
 use crate::seen::Seen;
-use crate::wfm::{truncate, Answer, WfmClient};
+use crate::wfm::WfmClient;
 use crate::ConsumerError;
 
 /// Counts rebalances so that a round can tell it was overtaken by one.
@@ -62,15 +62,6 @@ impl ConsumerContext for Ctx {
 
 /// Latency buckets (milliseconds) from producer receipt to WFM acceptance.
 const LATENCY_BUCKETS: [u64; 12] = [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 60000];
-
-/// The outcome of delivering one request.
-enum Delivery {
-    Done,
-    /// Refused (or retries ran out while other calls succeeded): to the dead-letter topic.
-    DeadLetter(DeadLetter),
-    /// A rebalance or shutdown overtook the round.
-    Abandoned,
-}
 
 /// A record as polled: decoded on the spot, or kept whole for the slow path (a schema to fetch
 /// from the registry, or a dead letter).
@@ -186,8 +177,9 @@ pub struct Pipeline {
     dlq: DeadLetters,
     codec: Arc<Codec>,
     schema_registry: Option<SchemaRegistry>,
-    /// Records read while paused, to be processed first in the next round.
-    stash: VecDeque<Polled>,
+    /// Records read while paused, with the rebalance generation they were read in, to be
+    /// processed first in the next round.
+    stash: VecDeque<(u64, Polled)>,
     committer: Committer,
     paused: bool,
     board: SharedBoard,
@@ -206,10 +198,10 @@ impl Pipeline {
     pub async fn new(
         cfg: Config,
         wfm: WfmClient,
+        store: Checkpoints,
         metrics: Registry,
         shutdown: CancellationToken,
     ) -> Result<Pipeline, ConsumerError> {
-        let store = Checkpoints::open(&cfg.state_dir())?;
         let mut seen = Seen::new(cfg.interval.max_lateness_hours as i64 * 3_600_000);
         seen.load(store.scan(crate::seen::PREFIX)?);
         tracing::info!(remembered = seen.len(), state_dir = %cfg.consumer.state_dir, "checkpoint loaded");
@@ -278,11 +270,11 @@ impl Pipeline {
         let lag = spawn_lag_watch(self.consumer.clone(), self.board.clone(), self.shutdown.clone());
         let max_round = self.cfg.wfm.agent_state_batch * 16;
         while !self.shutdown.is_cancelled() {
-            let batch = self.collect(max_round).await;
+            let (generation, batch) = self.collect(max_round).await;
             if batch.is_empty() {
                 continue;
             }
-            self.process(batch).await?;
+            self.process(generation, batch).await?;
             self.committer.check()?;
             self.update_board();
         }
@@ -301,9 +293,11 @@ impl Pipeline {
         }
     }
 
-    async fn collect(&mut self, max: usize) -> Vec<Polled> {
-        let generation = self.generation.load(Ordering::SeqCst);
-        let mut batch: Vec<Polled> = self.stash.drain(..).collect();
+    /// Collects a round. Records read before a rebalance are dropped (the new owner reads them
+    /// again from the committed offsets); those read after it, from the new assignment, are kept.
+    async fn collect(&mut self, max: usize) -> (u64, Vec<Polled>) {
+        let mut generation = self.generation.load(Ordering::SeqCst);
+        let mut batch: Vec<Polled> = self.stash.drain(..).filter(|(g, _)| *g == generation).map(|(_, p)| p).collect();
         let linger = Duration::from_millis(self.cfg.wfm.agent_state_linger_ms);
         let mut deadline = (!batch.is_empty()).then(|| Instant::now() + linger);
         while batch.len() < max {
@@ -319,6 +313,11 @@ impl Pipeline {
             };
             match next {
                 Ok(m) => {
+                    let now = self.generation.load(Ordering::SeqCst);
+                    if now != generation {
+                        batch.clear();
+                        generation = now;
+                    }
                     batch.push(self.polled(&m));
                     deadline.get_or_insert_with(|| Instant::now() + linger);
                 }
@@ -331,10 +330,9 @@ impl Pipeline {
             }
         }
         if self.generation.load(Ordering::SeqCst) != generation {
-            // Read before a rebalance: the new assignment reads them again from the committed offsets.
             batch.clear();
         }
-        batch
+        (generation, batch)
     }
 
     async fn decode(&self, payload: &[u8]) -> Result<AgentState, CodecError> {
@@ -351,8 +349,7 @@ impl Pipeline {
         }
     }
 
-    async fn process(&mut self, batch: Vec<Polled>) -> Result<(), ConsumerError> {
-        let generation = self.generation.load(Ordering::SeqCst);
+    async fn process(&mut self, generation: u64, batch: Vec<Polled>) -> Result<(), ConsumerError> {
         let mut next_offsets: BTreeMap<i32, i64> = BTreeMap::new();
         let mut fresh: Vec<Item> = Vec::with_capacity(batch.len());
         self.read.fetch_add(batch.len() as u64, Ordering::Relaxed);
@@ -398,7 +395,9 @@ impl Pipeline {
                     continue;
                 }
                 let body = states_body(chunk);
-                match self.deliver(&path, &body, generation).await {
+                let (wfm, attempts) = (self.wfm.clone(), self.cfg.wfm.max_attempts);
+                let mut waiter = PollingWaiter { pipeline: self, generation };
+                match deliver(&wfm, attempts, &path, &body, &mut waiter).await {
                     Delivery::Done => self.accepted(chunk),
                     Delivery::DeadLetter(letter) => {
                         let letter =
@@ -458,7 +457,9 @@ impl Pipeline {
         let mut seen = Seen::new(self.cfg.interval.max_lateness_hours as i64 * 3_600_000);
         seen.load(self.store.scan(crate::seen::PREFIX)?);
         self.seen = seen;
-        self.stash.clear();
+        // Keep what was read from the new assignment.
+        let now = self.generation.load(Ordering::SeqCst);
+        self.stash.retain(|(g, _)| *g == now);
         self.resume();
         tracing::info!("round abandoned (rebalance or shutdown); its records will be read again");
         Ok(())
@@ -472,46 +473,6 @@ impl Pipeline {
         }
         self.latency_count.fetch_add(1, Ordering::Relaxed);
         self.latency_sum.fetch_add(ms, Ordering::Relaxed);
-    }
-
-    /// Posts one body until the WFM takes it, refuses it, or the round is overtaken.
-    async fn deliver(&mut self, path: &str, body: &[u8], generation: u64) -> Delivery {
-        let mut schedule = Schedule::new(Duration::from_millis(200), Duration::from_secs(30));
-        let first = now_millis();
-        let mut attempts: u32 = 0;
-        loop {
-            attempts += 1;
-            let answer = self.wfm.call(reqwest::Method::POST, path, Some(body)).await;
-            let outcome = classify(&answer.attempt);
-            match outcome {
-                Outcome::Success => {
-                    self.resume();
-                    return Delivery::Done;
-                }
-                Outcome::Reject => {
-                    self.resume();
-                    return Delivery::DeadLetter(report_letter(path, body, &answer, "wfm-rejected", attempts, first));
-                }
-                // A second 401 right after a renewal is retried like any transient failure.
-                Outcome::Retry(_) | Outcome::Renew => {
-                    let others_succeed = self.wfm.last_success.load(Ordering::Relaxed) > first;
-                    if attempts >= self.cfg.wfm.max_attempts && others_succeed {
-                        self.resume();
-                        let letter = report_letter(path, body, &answer, "retries-exhausted", attempts, first);
-                        return Delivery::DeadLetter(letter);
-                    }
-                    let retry_after = match outcome {
-                        Outcome::Retry(after) => after,
-                        _ => None,
-                    };
-                    let wait = schedule.next(retry_after);
-                    tracing::warn!(path, attempts, status = ?answer.status(), wait_ms = wait.as_millis() as u64, "WFM call failed; retrying");
-                    if !self.wait_polling(wait, generation).await {
-                        return Delivery::Abandoned;
-                    }
-                }
-            }
-        }
     }
 
     /// Waits with the partitions paused, polling so the group keeps us. False when a rebalance
@@ -533,7 +494,7 @@ impl Pipeline {
                 m = self.consumer.recv() => {
                     if let Ok(m) = m {
                         let p = self.polled(&m);
-                        self.stash.push_back(p);
+                        self.stash.push_back((self.generation.load(Ordering::SeqCst), p));
                     }
                 }
             }
@@ -573,6 +534,22 @@ impl Pipeline {
     }
 }
 
+/// Waits between attempts with the partitions paused, polling (see [`Pipeline::wait_polling`]).
+struct PollingWaiter<'a> {
+    pipeline: &'a mut Pipeline,
+    generation: u64,
+}
+
+impl Waiter for PollingWaiter<'_> {
+    async fn wait(&mut self, wait: Duration) -> bool {
+        self.pipeline.wait_polling(wait, self.generation).await
+    }
+
+    fn settled(&mut self) {
+        self.pipeline.resume();
+    }
+}
+
 /// A state to forward, with the producer's receipt time for the latency metric.
 type Item = (AgentStateJson, Option<i64>);
 
@@ -606,22 +583,6 @@ fn states_body(chunk: &[Item]) -> Vec<u8> {
         agent_state_list: List<'a>,
     }
     serde_json::to_vec(&Body { agent_state_list: List(chunk) }).expect("agent states serialise")
-}
-
-/// A dead letter for a report the WFM would not take.
-fn report_letter(path: &str, body: &[u8], answer: &Answer, reason: &str, attempts: u32, first: i64) -> DeadLetter {
-    let mut letter = DeadLetter { key: String::new(), value: body.to_vec(), headers: Vec::new() }
-        .header("dlq.reason", reason)
-        .header("dlq.endpoint", path);
-    if let Some(s) = answer.status() {
-        letter = letter.header("dlq.http.status", s.to_string());
-    }
-    letter
-        .header("dlq.error", format!("{:?}", answer.attempt))
-        .header("dlq.response.body", truncate(&answer.body, crate::dlq::MAX_RESPONSE))
-        .header("dlq.attempts", attempts.to_string())
-        .header("dlq.first.attempt.utc", format_millis(first))
-        .header("dlq.last.attempt.utc", format_millis(now_millis()))
 }
 
 /// A dead letter for an input record that cannot be used.

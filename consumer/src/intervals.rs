@@ -1,0 +1,700 @@
+//! The interval pipeline: contacts, agent states, pre-aggregated rows and activity lists in;
+//! intraday and agent-activity reports of closed intervals out.
+//!
+//! It is a second member of the process, in the consumer group `<group_id>.intervals`, so its
+//! offsets are its own. It keeps one book per partition in memory and never adds to figures it
+//! delivered before: each partition's committed offset is its *rebuild offset*, the first record
+//! of any interval that may still change (within `max_lateness_hours`, plus the agent state in
+//! force at that horizon). Killed at any instant, or with its partitions moved to another
+//! instance, the book is rebuilt by reading again from there, recomputing every figure from
+//! complete input. The checkpoint store remembers a hash of each report delivered, so a rebuild
+//! does not send again what the WFM already has; the figures never depend on it.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use acd_core::config::Config;
+use acd_interval::agent_map::AgentMap;
+use acd_interval::agents::{AgentBook, AgentReport};
+use acd_interval::categories::{Categories, Category};
+use acd_interval::queues::{QueueBook, QueueReport, QueueSettings};
+use acd_interval::rollup::Rollup;
+use acd_interval::sla::Formula;
+use acd_interval::{Admit, Grid};
+use acd_schemas::records::{AgentActivity, Contact, IntervalRow};
+use acd_schemas::time::{format_millis, now_millis, Millis};
+use acd_schemas::wfm::{ActivityJson, AgentActivityEntry, AgentActivityReport, IntradayReport, ReportData};
+use acd_schemas::{Codec, Stream};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use tokio_util::sync::CancellationToken;
+
+use crate::checkpoint::Checkpoints;
+use crate::delivery::{deliver, Delivery, Waiter};
+use crate::dlq::{DeadLetter, DeadLetters};
+use crate::wfm::WfmClient;
+use crate::ConsumerError;
+
+struct Ctx {
+    generation: Arc<AtomicU64>,
+}
+
+impl ClientContext for Ctx {}
+
+impl ConsumerContext for Ctx {
+    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            self.generation.fetch_add(1, Ordering::SeqCst);
+            tracing::info!(partitions = tpl.count(), "interval partitions revoked; books will be rebuilt");
+        }
+    }
+
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            tracing::info!(partitions = tpl.count(), "interval partitions assigned");
+        }
+    }
+}
+
+/// What one partition holds.
+enum Book {
+    Queues(Box<QueueBook>),
+    Agents(Box<AgentBook>),
+    Rows(Box<Rollup>),
+    /// Activity lists from the ACD, passed through as they come.
+    Activity,
+}
+
+/// One partition: its book and what its rebuild offset depends on.
+struct Part {
+    book: Book,
+    last_record: Instant,
+    /// The offset after the last record read.
+    next: i64,
+    /// Contacts: the first offset of each interval's records.
+    by_interval: BTreeMap<Millis, i64>,
+    /// Agent states: per agent, each state's offset (and whether it is a logged-out state).
+    by_agent: HashMap<String, BTreeMap<Millis, (i64, bool)>>,
+    /// Pre-aggregated rows and activity waiting to be delivered: their offsets.
+    pending: BTreeMap<i64, ()>,
+    high: Option<Millis>,
+}
+
+impl Part {
+    /// The offset from which this partition's book can be rebuilt.
+    fn rebuild_offset(&mut self, grid: &Grid) -> i64 {
+        let horizon = self.high.map_or(Millis::MIN, |h| grid.start_of(h - grid.max_lateness) - grid.length);
+        self.by_interval.retain(|start, _| *start >= horizon);
+        let mut min = self.next;
+        if let Some(o) = self.by_interval.values().min() {
+            min = min.min(*o);
+        }
+        for states in self.by_agent.values_mut() {
+            // Keep the state in force at the horizon unless it is a logged-out one.
+            while states.len() > 1 {
+                let mut keys = states.keys();
+                let (first, second) = (*keys.next().expect("two"), *keys.next().expect("two"));
+                if second <= horizon {
+                    states.remove(&first);
+                } else {
+                    break;
+                }
+            }
+            if let Some((t, (_, logged_out))) = states.iter().next() {
+                if *t < horizon && *logged_out && states.len() == 1 {
+                    states.clear();
+                }
+            }
+            // States arrive out of order: a later state may sit at an earlier offset.
+            if let Some(o) = states.values().map(|(o, _)| *o).min() {
+                min = min.min(o);
+            }
+        }
+        self.by_agent.retain(|_, s| !s.is_empty());
+        if let Some((o, _)) = self.pending.iter().next() {
+            min = min.min(*o);
+        }
+        min
+    }
+}
+
+/// The interval pipeline.
+pub struct Intervals {
+    cfg: Config,
+    grid: Grid,
+    formula: Formula,
+    categories: Categories,
+    agents: AgentMap,
+    consumer: Arc<StreamConsumer<Ctx>>,
+    generation: Arc<AtomicU64>,
+    wfm: WfmClient,
+    store: Checkpoints,
+    dlq: DeadLetters,
+    codec: Arc<Codec>,
+    parts: HashMap<(String, i32), Part>,
+    /// The rebalance generation the books were built in.
+    books_generation: u64,
+    /// Records read while paused, with the generation they were read in.
+    stash: VecDeque<(u64, OwnedMessage)>,
+    paused: bool,
+    shutdown: CancellationToken,
+    reports: Arc<AtomicU64>,
+    skipped: Arc<AtomicU64>,
+    dead: Arc<AtomicU64>,
+}
+
+/// The group of the interval pipeline.
+pub fn group_id(cfg: &Config) -> String {
+    format!("{}.intervals", cfg.consumer.group_id)
+}
+
+impl Intervals {
+    /// Subscribes to the interval inputs.
+    pub async fn new(
+        cfg: Config,
+        wfm: WfmClient,
+        store: Checkpoints,
+        agents: AgentMap,
+        metrics: acd_core::metrics::Registry,
+        shutdown: CancellationToken,
+    ) -> Result<Intervals, ConsumerError> {
+        let generation = Arc::new(AtomicU64::new(0));
+        let mut cc = acd_core::kafka::client_config(&cfg)?;
+        cc.set("group.id", group_id(&cfg))
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", "10000")
+            .set("heartbeat.interval.ms", "1000")
+            .set("fetch.wait.max.ms", "100");
+        let consumer: StreamConsumer<Ctx> = cc.create_with_context(Ctx { generation: generation.clone() })?;
+        let t = &cfg.topics;
+        consumer.subscribe(&[&t.contact, &t.agent_state, &t.interval, &t.agent_activity])?;
+        let mut grid = Grid::minutes(cfg.interval.minutes as i64);
+        grid.grace = cfg.interval.grace_seconds as i64 * 1000;
+        grid.idle_close = cfg.interval.idle_close_seconds as i64 * 1000;
+        grid.max_lateness = cfg.interval.max_lateness_hours as i64 * 3_600_000;
+        let formula = Formula::parse(&cfg.sla.formula).unwrap_or(Formula::HandledOverReceived);
+        let c = |name: &str, help: &str| metrics.counter(name, help, &[]);
+        Ok(Intervals {
+            dlq: DeadLetters::new(&cfg)?,
+            codec: acd_core::kafka::codec(&cfg).await?,
+            grid,
+            formula,
+            categories: Categories::default(),
+            agents,
+            consumer: Arc::new(consumer),
+            generation,
+            wfm,
+            store,
+            parts: HashMap::new(),
+            books_generation: 0,
+            stash: VecDeque::new(),
+            paused: false,
+            shutdown,
+            reports: c("acd_interval_reports_delivered_total", "Interval report requests accepted by the WFM"),
+            skipped: c(
+                "acd_interval_reports_unchanged_total",
+                "Reports not sent again after a rebuild: the WFM has them",
+            ),
+            dead: c("acd_interval_dead_letters_total", "Interval reports and inputs dead-lettered"),
+            cfg,
+        })
+    }
+
+    /// Runs until shutdown.
+    pub async fn run(mut self) -> Result<(), ConsumerError> {
+        while !self.shutdown.is_cancelled() {
+            let (generation, batch) = self.collect().await;
+            if generation != self.books_generation {
+                // Eager rebalance: every partition was revoked; books are rebuilt from the
+                // committed (rebuild) offsets of whatever is assigned now.
+                self.parts.clear();
+                self.books_generation = generation;
+            }
+            for m in batch {
+                self.add(&m).await;
+            }
+            if !self.close_and_deliver(generation).await? {
+                continue;
+            }
+            self.commit(generation);
+        }
+        self.consumer.unsubscribe();
+        Ok(())
+    }
+
+    /// Collects a round: records read before a rebalance are dropped, those read after it kept.
+    async fn collect(&mut self) -> (u64, Vec<OwnedMessage>) {
+        let mut generation = self.generation.load(Ordering::SeqCst);
+        let mut batch: Vec<OwnedMessage> =
+            self.stash.drain(..).filter(|(g, _)| *g == generation).map(|(_, m)| m).collect();
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(if batch.is_empty() { 1000 } else { 200 });
+        while batch.len() < 5000 {
+            tokio::select! {
+                _ = self.shutdown.cancelled() => break,
+                _ = tokio::time::sleep_until(deadline) => break,
+                m = self.consumer.recv() => match m {
+                    Ok(m) => {
+                        let now = self.generation.load(Ordering::SeqCst);
+                        if now != generation {
+                            batch.clear();
+                            generation = now;
+                        }
+                        batch.push(m.detach());
+                    }
+                    Err(e) => tracing::warn!(error = %e, "interval consumer error"),
+                },
+            }
+        }
+        if self.generation.load(Ordering::SeqCst) != generation {
+            batch.clear();
+            generation = self.generation.load(Ordering::SeqCst);
+        }
+        (generation, batch)
+    }
+
+    fn stream_of(&self, topic: &str) -> Stream {
+        let t = &self.cfg.topics;
+        if topic == t.contact {
+            Stream::Contact
+        } else if topic == t.agent_state {
+            Stream::AgentState
+        } else if topic == t.interval {
+            Stream::Interval
+        } else {
+            Stream::AgentActivity
+        }
+    }
+
+    fn part(&mut self, topic: &str, partition: i32) -> &mut Part {
+        let stream = self.stream_of(topic);
+        let settings = QueueSettings {
+            grid: self.grid,
+            threshold_seconds: self.cfg.sla.threshold_seconds,
+            formula: self.formula,
+            zero_fill: self.cfg.interval.zero_fill_days as i64 * 86_400_000,
+        };
+        let (grid, categories, agents, formula) = (self.grid, &self.categories, &self.agents, self.formula);
+        self.parts.entry((topic.to_string(), partition)).or_insert_with(|| Part {
+            book: match stream {
+                Stream::Contact => Book::Queues(Box::new(QueueBook::new(settings))),
+                Stream::AgentState => Book::Agents(Box::new(AgentBook::new(grid, categories.clone(), agents.clone()))),
+                Stream::Interval => Book::Rows(Box::new(Rollup::new(grid.length, formula))),
+                _ => Book::Activity,
+            },
+            last_record: Instant::now(),
+            next: 0,
+            by_interval: BTreeMap::new(),
+            by_agent: HashMap::new(),
+            pending: BTreeMap::new(),
+            high: None,
+        })
+    }
+
+    async fn add(&mut self, m: &OwnedMessage) {
+        let (topic, partition, offset) = (m.topic().to_string(), m.partition(), m.offset());
+        let payload = m.payload().unwrap_or_default();
+        let stream = self.stream_of(&topic);
+        let grid = self.grid;
+        let admit = match stream {
+            Stream::Contact => match self.codec.decode::<Contact>(stream, payload) {
+                Ok(c) => {
+                    let part = self.part(&topic, partition);
+                    let Book::Queues(book) = &mut part.book else { unreachable!("contact book") };
+                    let admit = book.add(&c);
+                    if admit == Admit::Counted {
+                        let start = grid.start_of(c.ended_utc);
+                        part.by_interval.entry(start).or_insert(offset);
+                        part.high = book.high();
+                    }
+                    Ok(admit)
+                }
+                Err(e) => Err(e.to_string()),
+            },
+            Stream::AgentState => match self.codec.decode_agent_state(payload) {
+                Ok(s) => {
+                    let logged_out = self.categories.of(&s.event_code) == Category::LoggedOut;
+                    let part = self.part(&topic, partition);
+                    let Book::Agents(book) = &mut part.book else { unreachable!("agent book") };
+                    let admit = book.add(&s);
+                    if admit == Admit::Counted {
+                        part.by_agent.entry(s.key()).or_default().insert(s.event_utc_time, (offset, logged_out));
+                        part.high = Some(part.high.map_or(s.event_utc_time, |h| h.max(s.event_utc_time)));
+                    }
+                    Ok(admit)
+                }
+                Err(e) => Err(e.to_string()),
+            },
+            Stream::Interval => match self.codec.decode::<IntervalRow>(stream, payload) {
+                Ok(row) => {
+                    let end = row.end_date;
+                    let part = self.part(&topic, partition);
+                    let Book::Rows(rollup) = &mut part.book else { unreachable!("rollup") };
+                    part.high = Some(part.high.map_or(end, |h| h.max(end)));
+                    if let Some(whole) = rollup.add(row) {
+                        self.deliver_rows(&[whole], &topic, partition).await;
+                    } else {
+                        part.pending.insert(offset, ());
+                    }
+                    Ok(Admit::Counted)
+                }
+                Err(e) => Err(e.to_string()),
+            },
+            _ => match self.codec.decode::<AgentActivity>(stream, payload) {
+                Ok(a) => {
+                    self.part(&topic, partition);
+                    self.deliver_activity_record(&a).await;
+                    Ok(Admit::Counted)
+                }
+                Err(e) => Err(e.to_string()),
+            },
+        };
+        let part = self.part(&topic, partition);
+        part.next = offset + 1;
+        part.last_record = Instant::now();
+        match admit {
+            Ok(Admit::TooLate) => self.input_letter(m, "too-late", "event older than max_lateness_hours").await,
+            // An unreadable agent state is dead-lettered once, by the forwarding pipeline.
+            Err(_) if stream == Stream::AgentState => {}
+            Err(e) => self.input_letter(m, "undecodable", &e).await,
+            Ok(_) => {}
+        }
+    }
+
+    async fn input_letter(&self, m: &OwnedMessage, reason: &str, error: &str) {
+        let key = m.key().map(|k| String::from_utf8_lossy(k).into_owned()).unwrap_or_default();
+        let letter = DeadLetter { key, value: m.payload().unwrap_or_default().to_vec(), headers: Vec::new() }
+            .header("dlq.reason", reason)
+            .header("dlq.kind", "input")
+            .header("dlq.error", error)
+            .header("dlq.source.topic", m.topic())
+            .header("dlq.source.partition", m.partition().to_string())
+            .header("dlq.source.offset", m.offset().to_string());
+        self.dlq.send(&letter).await;
+        self.dead.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Closes every book and delivers what closed. False when the round was overtaken.
+    async fn close_and_deliver(&mut self, generation: u64) -> Result<bool, ConsumerError> {
+        let now = now_millis();
+        let keys: Vec<(String, i32)> = self.parts.keys().cloned().collect();
+        for key in keys {
+            let part = self.parts.get_mut(&key).expect("part");
+            let idle = part.last_record.elapsed().as_millis() as Millis;
+            let (queues, agents, rows): (Vec<QueueReport>, Vec<AgentReport>, Vec<IntervalRow>) = match &mut part.book {
+                Book::Queues(b) => (b.close(idle, now), Vec::new(), Vec::new()),
+                Book::Agents(b) => (Vec::new(), b.close(idle, now), Vec::new()),
+                Book::Rows(r) => {
+                    let open_from = self.grid.open_from(part.high, idle, now);
+                    let rows = r.flush_closed(open_from);
+                    if !rows.is_empty() {
+                        part.pending.clear();
+                    }
+                    (Vec::new(), Vec::new(), rows)
+                }
+                Book::Activity => Default::default(),
+            };
+            for r in queues {
+                if !self.send_intraday(&key, r.start, r.queue_rows, r.agent_queue_rows, Vec::new(), generation).await {
+                    return Ok(false);
+                }
+            }
+            for r in agents {
+                if !self.send_intraday(&key, r.start, Vec::new(), Vec::new(), r.performance, generation).await {
+                    return Ok(false);
+                }
+                if !self.send_activity(&key, r.start, r.activity, generation).await {
+                    return Ok(false);
+                }
+            }
+            if !rows.is_empty() {
+                self.deliver_rows(&rows, &key.0, key.1).await;
+            }
+        }
+        Ok(true)
+    }
+
+    fn intraday_body(
+        &self,
+        start: Millis,
+        queue_report: Vec<acd_schemas::wfm::QueueRow>,
+        agent_queue_report: Vec<acd_schemas::wfm::AgentQueueRow>,
+        agent_system_performance_report: Vec<acd_schemas::wfm::AgentPerformanceRow>,
+    ) -> Vec<u8> {
+        serde_json::to_vec(&IntradayReport {
+            acd_type: self.cfg.wfm.acd_type.clone(),
+            report_version: self.cfg.wfm.report_version.clone(),
+            start_date: format_millis(start),
+            end_date: format_millis(self.grid.end_of(start)),
+            status: "SUCCESS".into(),
+            status_reason: String::new(),
+            report_data: ReportData { queue_report, agent_queue_report, agent_system_performance_report },
+        })
+        .expect("report serialises")
+    }
+
+    /// Sends an interval's rows in requests of at most `max_rows_per_request`, a queue's rows
+    /// together; a refused request of several queues is sent again one queue at a time so that
+    /// only the refused queue is dead-lettered.
+    async fn send_intraday(
+        &mut self,
+        key: &(String, i32),
+        start: Millis,
+        queues: Vec<acd_schemas::wfm::QueueRow>,
+        agent_queues: Vec<acd_schemas::wfm::AgentQueueRow>,
+        agents: Vec<acd_schemas::wfm::AgentPerformanceRow>,
+        generation: u64,
+    ) -> bool {
+        let max = self.cfg.wfm.max_rows_per_request.max(1);
+        // Group a queue's rows.
+        let mut groups: Vec<(String, Vec<_>, Vec<_>)> = Vec::new();
+        for q in queues {
+            let aq: Vec<_> = agent_queues.iter().filter(|a| a.queue_value == q.queue_value).cloned().collect();
+            groups.push((q.queue_value.clone(), vec![q], aq));
+        }
+        let grouped: std::collections::BTreeSet<String> = groups.iter().map(|g| g.0.clone()).collect();
+        for a in agent_queues.iter().filter(|a| !grouped.contains(&a.queue_value)) {
+            groups.push((a.queue_value.clone(), Vec::new(), vec![a.clone()]));
+        }
+        let mut requests: Vec<Vec<(String, Vec<_>, Vec<_>)>> = Vec::new();
+        let mut rows = 0;
+        for g in groups {
+            let n = g.1.len() + g.2.len();
+            if requests.is_empty() || rows + n > max {
+                requests.push(Vec::new());
+                rows = 0;
+            }
+            rows += n;
+            requests.last_mut().expect("request").push(g);
+        }
+        let path = self.wfm.paths().intraday.clone();
+        for (i, req) in requests.into_iter().enumerate() {
+            let (q, aq): (Vec<_>, Vec<_>) =
+                (req.iter().flat_map(|g| g.1.clone()).collect(), req.iter().flat_map(|g| g.2.clone()).collect());
+            let body = self.intraday_body(start, q, aq, Vec::new());
+            let tag = format!("intraday/{}/{}/{start}/q{i}", key.0, key.1);
+            match self.send(&path, &body, &tag, generation).await {
+                Sent::Done => {}
+                Sent::Abandoned => return false,
+                Sent::Refused(letter) if req.len() > 1 => {
+                    let _ = letter;
+                    for g in req {
+                        let body = self.intraday_body(start, g.1, g.2, Vec::new());
+                        let tag = format!("intraday/{}/{}/{start}/q/{}", key.0, key.1, g.0);
+                        match self.send(&path, &body, &tag, generation).await {
+                            Sent::Done => {}
+                            Sent::Abandoned => return false,
+                            Sent::Refused(letter) => self.dead_letter(letter, "intraday", start, &g.0).await,
+                        }
+                    }
+                }
+                Sent::Refused(letter) => {
+                    let queue = req.first().map(|g| g.0.clone()).unwrap_or_default();
+                    self.dead_letter(letter, "intraday", start, &queue).await;
+                }
+            }
+        }
+        for (i, chunk) in agents.chunks(max).enumerate() {
+            let body = self.intraday_body(start, Vec::new(), Vec::new(), chunk.to_vec());
+            let tag = format!("intraday/{}/{}/{start}/a{i}", key.0, key.1);
+            match self.send(&path, &body, &tag, generation).await {
+                Sent::Done => {}
+                Sent::Abandoned => return false,
+                Sent::Refused(letter) => self.dead_letter(letter, "intraday", start, "agents").await,
+            }
+        }
+        true
+    }
+
+    async fn send_activity(
+        &mut self,
+        key: &(String, i32),
+        start: Millis,
+        lists: Vec<AgentActivityEntry>,
+        generation: u64,
+    ) -> bool {
+        let path = self.wfm.paths().agent_activity.clone();
+        let max = self.cfg.wfm.max_rows_per_request.max(1);
+        for (i, chunk) in lists.chunks(max).enumerate() {
+            let body = self.activity_body(start, chunk.to_vec());
+            let tag = format!("activity/{}/{}/{start}/{i}", key.0, key.1);
+            match self.send(&path, &body, &tag, generation).await {
+                Sent::Done => {}
+                Sent::Abandoned => return false,
+                Sent::Refused(letter) => {
+                    let agent = chunk.first().map(|e| e.agent_value.clone()).unwrap_or_default();
+                    self.dead_letter(letter, "agent-activity", start, &agent).await;
+                }
+            }
+        }
+        true
+    }
+
+    fn activity_body(&self, start: Millis, report_data: Vec<AgentActivityEntry>) -> Vec<u8> {
+        serde_json::to_vec(&AgentActivityReport {
+            acd_type: self.cfg.wfm.acd_type.clone(),
+            report_version: self.cfg.wfm.report_version.clone(),
+            start_date: format_millis(start),
+            end_date: format_millis(self.grid.end_of(start)),
+            report_data,
+        })
+        .expect("report serialises")
+    }
+
+    async fn deliver_rows(&mut self, rows: &[IntervalRow], topic: &str, partition: i32) {
+        let generation = self.generation.load(Ordering::SeqCst);
+        let mut by_start: BTreeMap<Millis, (Vec<_>, Vec<_>, Vec<_>)> = BTreeMap::new();
+        for r in rows {
+            let e = by_start.entry(r.start_date).or_default();
+            e.0.extend(r.queue.clone());
+            e.1.extend(r.agent_queue.clone());
+            e.2.extend(r.agent_performance.clone());
+        }
+        for (start, (q, aq, a)) in by_start {
+            self.send_intraday(&(topic.to_string(), partition), start, q, aq, a, generation).await;
+        }
+    }
+
+    async fn deliver_activity_record(&mut self, a: &AgentActivity) {
+        let generation = self.generation.load(Ordering::SeqCst);
+        let entry = AgentActivityEntry {
+            agent_value: a.agent_value.clone(),
+            agent_id: a.agent_id.clone(),
+            user_name: a.user_name.clone(),
+            agent_activity: a
+                .agent_activity
+                .iter()
+                .map(|s| ActivityJson {
+                    state: s.state.clone(),
+                    start_time: format_millis(s.start_time),
+                    duration: s.duration,
+                    reason: s.reason.clone(),
+                })
+                .collect(),
+        };
+        let key = (self.cfg.topics.agent_activity.clone(), -1);
+        self.send_activity(&key, a.start_date, vec![entry], generation).await;
+    }
+
+    async fn dead_letter(&self, letter: DeadLetter, kind: &str, start: Millis, what: &str) {
+        let letter = DeadLetter { key: format!("{kind}/{}/{what}", format_millis(start)), ..letter }
+            .header("dlq.kind", kind)
+            .header("dlq.interval.start", format_millis(start));
+        self.dlq.send(&letter).await;
+        self.dead.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Sends unless the same body was delivered before (a rebuild recomputing what the WFM has).
+    async fn send(&mut self, path: &str, body: &[u8], tag: &str, generation: u64) -> Sent {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        body.hash(&mut h);
+        let hash = h.finish().to_le_bytes().to_vec();
+        let key = format!("delivered/{tag}").into_bytes();
+        if self.store.get(&key).ok().flatten().as_deref() == Some(&hash[..]) {
+            self.skipped.fetch_add(1, Ordering::Relaxed);
+            return Sent::Done;
+        }
+        let (wfm, attempts) = (self.wfm.clone(), self.cfg.wfm.max_attempts);
+        let mut waiter = IntervalWaiter { pipeline: self, generation };
+        match deliver(&wfm, attempts, path, body, &mut waiter).await {
+            Delivery::Done => {
+                self.reports.fetch_add(1, Ordering::Relaxed);
+                let store = self.store.clone();
+                let _ = tokio::task::spawn_blocking(move || store.commit(vec![(key, Some(hash))])).await;
+                Sent::Done
+            }
+            Delivery::DeadLetter(letter) => Sent::Refused(letter),
+            Delivery::Abandoned => Sent::Abandoned,
+        }
+    }
+
+    /// Commits each partition's rebuild offset.
+    fn commit(&mut self, generation: u64) {
+        if self.generation.load(Ordering::SeqCst) != generation {
+            return;
+        }
+        let mut tpl = TopicPartitionList::new();
+        let grid = self.grid;
+        for ((topic, partition), part) in self.parts.iter_mut() {
+            if *partition < 0 {
+                continue;
+            }
+            let _ = tpl.add_partition_offset(topic, *partition, Offset::Offset(part.rebuild_offset(&grid)));
+        }
+        if tpl.count() > 0 {
+            if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
+                tracing::warn!(error = %e, "interval offsets commit failed");
+            }
+        }
+    }
+
+    async fn wait_polling(&mut self, wait: Duration, generation: u64) -> bool {
+        if !self.paused {
+            if let Ok(a) = self.consumer.assignment() {
+                self.paused = self.consumer.pause(&a).is_ok();
+            }
+        }
+        let until = tokio::time::Instant::now() + wait;
+        loop {
+            tokio::select! {
+                _ = self.shutdown.cancelled() => return false,
+                _ = tokio::time::sleep_until(until) => break,
+                m = self.consumer.recv() => {
+                    if let Ok(m) = m {
+                        self.stash.push_back((self.generation.load(Ordering::SeqCst), m.detach()));
+                    }
+                }
+            }
+            if self.generation.load(Ordering::SeqCst) != generation {
+                return false;
+            }
+        }
+        self.generation.load(Ordering::SeqCst) == generation
+    }
+
+    fn resume(&mut self) {
+        if self.paused {
+            if let Ok(a) = self.consumer.assignment() {
+                let _ = self.consumer.resume(&a);
+            }
+            self.paused = false;
+        }
+    }
+}
+
+enum Sent {
+    Done,
+    Refused(DeadLetter),
+    Abandoned,
+}
+
+struct IntervalWaiter<'a> {
+    pipeline: &'a mut Intervals,
+    generation: u64,
+}
+
+impl Waiter for IntervalWaiter<'_> {
+    async fn wait(&mut self, wait: Duration) -> bool {
+        self.pipeline.wait_polling(wait, self.generation).await
+    }
+
+    fn settled(&mut self) {
+        self.pipeline.resume();
+    }
+}
+
+/// Reads `[agents] map_file`, if set.
+pub fn load_agent_map(cfg: &Config) -> Result<AgentMap, ConsumerError> {
+    if cfg.agents.map_file.is_empty() {
+        return Ok(AgentMap::default());
+    }
+    let text = std::fs::read_to_string(&cfg.agents.map_file).map_err(|e| {
+        ConsumerError::Refused(format!("configuration: agents.map_file: cannot read {}: {e}", cfg.agents.map_file))
+    })?;
+    AgentMap::parse(&text).map_err(|e| ConsumerError::Refused(format!("configuration: agents.map_file: {e}")))
+}

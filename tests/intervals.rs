@@ -1,0 +1,468 @@
+//! Interval figures end to end: a generated contact center through `produce`, Kafka and
+//! `consume` into `wfm-sim`, compared field by field with an oracle computed here from the input,
+//! independently of the interval library, in a clean run, with `consume` SIGKILLed, and with two
+//! instances sharing the work.
+
+mod common;
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use acd_producer::simulator::{SimEvent, Simulator};
+use acd_schemas::records::{AgentState, Contact, Outcome, Party};
+use acd_schemas::time::{format_millis, now_millis};
+use common::*;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
+
+const L: i64 = 15 * 60_000;
+const T: f64 = 20.0;
+
+struct Input {
+    contacts: Vec<Contact>,
+    states: Vec<AgentState>,
+}
+
+/// Two hours of 200 agents and 20 queues, ending a while ago, every agent logged out at the end.
+fn generate(seed: u64) -> Input {
+    let end = (now_millis() / L) * L - 2 * L;
+    let start = end - 8 * L;
+    let mut sim = Simulator::new("east", 200, 20, seed, start);
+    let (mut contacts, mut states) = (Vec::new(), Vec::new());
+    for e in sim.advance(end) {
+        match e {
+            SimEvent::State(s) => states.push(s),
+            SimEvent::Contact(c) => contacts.push(c),
+        }
+    }
+    let mut last: BTreeMap<String, AgentState> = BTreeMap::new();
+    for s in &states {
+        last.insert(s.login_id.clone(), s.clone());
+    }
+    for (i, (_, s)) in last.into_iter().enumerate() {
+        if s.event_code != "LOGOUT" {
+            states.push(AgentState { event_code: "LOGOUT".into(), event_utc_time: end + i as i64, ..s });
+        }
+    }
+    Input { contacts, states }
+}
+
+fn contact_json(c: &Contact) -> Value {
+    json!({"acdId": c.acd_id, "contactId": c.contact_id, "queueValue": c.queue_value, "queueName": c.queue_name,
+        "isOutbound": c.is_outbound, "outcome": c.outcome, "arrivedUtc": format_millis(c.arrived_utc),
+        "endedUtc": format_millis(c.ended_utc), "queueDelaySec": c.queue_delay_sec, "talkSec": c.talk_sec,
+        "holdSec": c.hold_sec, "workSec": c.work_sec, "agentValue": c.agent_value, "agentId": c.agent_id, "party": c.party})
+}
+
+fn state_json(s: &AgentState) -> Value {
+    json!({"loginId": s.login_id, "acdId": s.acd_id, "eventCode": s.event_code, "reasonCode": s.reason_code,
+        "eventUtcTime": format_millis(s.event_utc_time)})
+}
+
+/// What the ACD sends: every event, some twice, in a shuffled order within a few minutes.
+fn posting_order<T: Clone>(items: &[T], time: impl Fn(&T) -> i64, rng: &mut rand::rngs::StdRng) -> Vec<T> {
+    let mut out: Vec<(i64, T)> = items.iter().map(|i| (time(i) + rng.gen_range(0..240_000), i.clone())).collect();
+    for i in items {
+        if rng.gen_bool(0.05) {
+            out.push((time(i) + rng.gen_range(0..600_000), i.clone()));
+        }
+    }
+    out.sort_by_key(|(t, _)| *t);
+    let mut out: Vec<T> = out.into_iter().map(|(_, i)| i).collect();
+    for chunk in out.chunks_mut(50) {
+        chunk.shuffle(rng);
+    }
+    out
+}
+
+// ---------------------------------------------------------------- the oracle (CONTRACT 6)
+
+#[derive(Default, Debug, Clone, PartialEq)]
+struct QueueFig {
+    handled_short: i64,
+    handled_long: i64,
+    abandoned_short: i64,
+    abandoned_long: i64,
+    handle: f64,
+    work: f64,
+    hold: f64,
+    delay: f64,
+    right: (i64, f64),
+    wrong: (i64, f64),
+}
+
+/// (startDate, queueValue, agentValue) -> (handled, handled time, work, hold).
+type AgentQueueFigs = BTreeMap<(String, String, String), (i64, f64, f64, f64)>;
+/// (startDate, agentValue) -> segments (state, startTime, duration).
+type ActivityFigs = BTreeMap<(String, String), Vec<(String, String, i64)>>;
+
+struct Oracle {
+    queues: BTreeMap<(String, String), QueueFig>,
+    agent_queues: AgentQueueFigs,
+    agents: BTreeMap<(String, String), (i64, i64, i64)>,
+    activity: ActivityFigs,
+}
+
+fn category(code: &str) -> u8 {
+    match code.to_uppercase().as_str() {
+        "LOGOUT" | "LOGOFF" | "LOGGED_OUT" | "UNSTAFF" | "UNSTAFFED" | "10" | "110" => 0,
+        "AVAIL" | "AVAILABLE" | "READY" | "IDLE" | "20" => 1,
+        "AUX" | "NOT READY" | "NOT_READY" | "NOTREADY" | "BREAK" | "LUNCH" | "LOGIN" | "LOGON" | "50" | "51" | "52"
+        | "100" => 2,
+        _ => 3,
+    }
+}
+
+fn round(ms: i64) -> i64 {
+    (ms + 500) / 1000
+}
+
+fn oracle(input: &Input) -> Oracle {
+    let mut o = Oracle {
+        queues: BTreeMap::new(),
+        agent_queues: BTreeMap::new(),
+        agents: BTreeMap::new(),
+        activity: BTreeMap::new(),
+    };
+    let mut seen = HashSet::new();
+    for c in &input.contacts {
+        if !seen.insert((c.acd_id.clone(), c.contact_id.clone())) {
+            continue;
+        }
+        let start = format_millis(c.ended_utc.div_euclid(L) * L);
+        let f = o.queues.entry((start.clone(), c.queue_value.clone())).or_default();
+        f.delay += c.queue_delay_sec;
+        let short = c.queue_delay_sec <= T;
+        if c.outcome == Outcome::Abandoned {
+            if short {
+                f.abandoned_short += 1
+            } else {
+                f.abandoned_long += 1
+            }
+            continue;
+        }
+        if short {
+            f.handled_short += 1
+        } else {
+            f.handled_long += 1
+        }
+        let handle = c.talk_sec + c.hold_sec + c.work_sec;
+        f.handle += handle;
+        f.work += c.work_sec;
+        f.hold += c.hold_sec;
+        match c.party {
+            Some(Party::Right) => {
+                f.right.0 += 1;
+                f.right.1 += handle
+            }
+            Some(Party::Wrong) => {
+                f.wrong.0 += 1;
+                f.wrong.1 += handle
+            }
+            None => {}
+        }
+        let a = o.agent_queues.entry((start, c.queue_value.clone(), c.agent_value.clone().unwrap())).or_default();
+        a.0 += 1;
+        a.1 += handle;
+        a.2 += c.work_sec;
+        a.3 += c.hold_sec;
+    }
+    let mut by_agent: BTreeMap<String, BTreeMap<i64, String>> = BTreeMap::new();
+    for s in &input.states {
+        by_agent.entry(s.login_id.clone()).or_default().entry(s.event_utc_time).or_insert(s.event_code.clone());
+    }
+    for (agent, states) in &by_agent {
+        let list: Vec<(i64, &String)> = states.iter().map(|(t, c)| (*t, c)).collect();
+        let mut per: BTreeMap<i64, (i64, i64, i64)> = BTreeMap::new();
+        for (i, (t, code)) in list.iter().enumerate() {
+            let Some((next, _)) = list.get(i + 1) else { continue }; // every agent ends logged out
+            let cat = category(code);
+            if cat != 0 {
+                let ends = format_millis(next.div_euclid(L) * L);
+                o.activity.entry((ends, agent.clone())).or_default().push((
+                    code.to_string(),
+                    format_millis(*t),
+                    next - t,
+                ));
+            }
+            let mut from = *t;
+            while from < *next {
+                let s = from.div_euclid(L) * L;
+                let to = (*next).min(s + L);
+                let e = per.entry(s).or_default();
+                if cat != 0 {
+                    e.0 += to - from
+                }
+                if cat == 1 {
+                    e.1 += to - from
+                }
+                if cat == 2 {
+                    e.2 += to - from
+                }
+                from = to;
+            }
+        }
+        for (s, (login, ready, not_ready)) in per {
+            if round(login) > 0 {
+                o.agents.insert((format_millis(s), agent.clone()), (round(login), round(ready), round(not_ready)));
+            }
+        }
+    }
+    o
+}
+
+/// Differences between the WFM's state and the oracle, at most 10 described.
+fn diff(wfm: &Value, o: &Oracle) -> Vec<String> {
+    let mut d = Vec::new();
+    let close = |a: f64, b: f64| (a - b).abs() < 1e-6;
+    let mut got_q = BTreeMap::new();
+    for r in wfm["queueReport"].as_array().unwrap() {
+        got_q.insert(
+            (r["startDate"].as_str().unwrap().to_string(), r["queueValue"].as_str().unwrap().to_string()),
+            r.clone(),
+        );
+    }
+    for (k, f) in &o.queues {
+        let Some(r) = got_q.remove(k) else {
+            d.push(format!("queue row {k:?} missing"));
+            continue;
+        };
+        let n = |f: &str| r[f].as_i64().unwrap();
+        let x = |f: &str| r[f].as_f64().unwrap();
+        let received = f.handled_short + f.handled_long + f.abandoned_short + f.abandoned_long;
+        let ok = n("handledShort") == f.handled_short
+            && n("handledLong") == f.handled_long
+            && n("abandonedShort") == f.abandoned_short
+            && n("abandonedLong") == f.abandoned_long
+            && n("contactsReceived") == received
+            && close(x("handleTime"), f.handle)
+            && close(x("workTime"), f.work)
+            && close(x("holdTime"), f.hold)
+            && close(x("queueDelayTime"), f.delay)
+            && n("rightPartyContacts") == f.right.0
+            && close(x("rightPartyHandleTime"), f.right.1)
+            && n("wrongPartyContacts") == f.wrong.0
+            && close(x("wrongPartyHandleTime"), f.wrong.1)
+            && close(
+                x("svcLvlPct"),
+                if received == 0 { 100.0 } else { 100.0 * f.handled_short as f64 / received as f64 },
+            );
+        if !ok {
+            d.push(format!("queue row {k:?}: got {r}, want {f:?}"));
+        }
+    }
+    for (k, r) in got_q {
+        if r["contactsReceived"].as_i64() != Some(0) {
+            d.push(format!("unexpected queue row {k:?}: {r}"));
+        }
+    }
+    let mut got_aq = BTreeMap::new();
+    for r in wfm["agentQueueReport"].as_array().unwrap() {
+        let k = (
+            r["startDate"].as_str().unwrap().to_string(),
+            r["queueValue"].as_str().unwrap().to_string(),
+            r["agentValue"].as_str().unwrap().to_string(),
+        );
+        got_aq.insert(k, r.clone());
+    }
+    for (k, (handled, time, work, hold)) in &o.agent_queues {
+        match got_aq.remove(k) {
+            Some(r)
+                if r["handled"].as_i64() == Some(*handled)
+                    && close(r["handledTime"].as_f64().unwrap(), *time)
+                    && close(r["workTime"].as_f64().unwrap(), *work)
+                    && close(r["holdTime"].as_f64().unwrap(), *hold) => {}
+            other => d.push(format!("agent-queue row {k:?}: got {other:?}, want {handled} {time}")),
+        }
+    }
+    d.extend(got_aq.keys().map(|k| format!("unexpected agent-queue row {k:?}")));
+    let mut got_a = BTreeMap::new();
+    for r in wfm["agentSystemPerformanceReport"].as_array().unwrap() {
+        if r["loginTime"].as_f64() == Some(0.0) {
+            continue; // an overwritten row
+        }
+        got_a.insert(
+            (r["startDate"].as_str().unwrap().to_string(), r["agentValue"].as_str().unwrap().to_string()),
+            r.clone(),
+        );
+    }
+    for (k, (login, ready, not_ready)) in &o.agents {
+        match got_a.remove(k) {
+            Some(r)
+                if r["loginTime"].as_f64() == Some(*login as f64)
+                    && r["readyTime"].as_f64() == Some(*ready as f64)
+                    && r["notReadyTime"].as_f64() == Some(*not_ready as f64) => {}
+            other => d.push(format!("agent row {k:?}: got {other:?}, want {login} {ready} {not_ready}")),
+        }
+    }
+    d.extend(got_a.keys().map(|k| format!("unexpected agent row {k:?}")));
+    let mut got_act = BTreeMap::new();
+    for r in wfm["agentActivity"].as_array().unwrap() {
+        let list: Vec<(String, String, i64)> = r["agentActivity"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["state"].as_str().unwrap().to_string(),
+                    s["startTime"].as_str().unwrap().to_string(),
+                    s["duration"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        if !list.is_empty() {
+            got_act.insert(
+                (r["startDate"].as_str().unwrap().to_string(), r["agentValue"].as_str().unwrap().to_string()),
+                list,
+            );
+        }
+    }
+    for (k, want) in &o.activity {
+        match got_act.remove(k) {
+            Some(got) if &got == want => {}
+            other => d.push(format!("activity {k:?}: got {other:?}, want {want:?}")),
+        }
+    }
+    d.extend(got_act.keys().map(|k| format!("unexpected activity list {k:?}")));
+    d.truncate(10);
+    d
+}
+
+// ---------------------------------------------------------------- running it
+
+struct Run {
+    setup: Setup,
+    cfg: std::path::PathBuf,
+    _wfm: Proc,
+    _produce: Proc,
+}
+
+impl Run {
+    fn start(name: &str) -> Run {
+        let setup = Setup::new(name);
+        let cfg = setup.config("");
+        // Interval settings for the run (the Setup config has no [interval] section).
+        let mut text = std::fs::read_to_string(&cfg).unwrap();
+        text.push_str("\n[interval]\nminutes = 15\nidle_close_seconds = 1\nzero_fill_days = 0\n");
+        std::fs::write(&cfg, text).unwrap();
+        let listen = format!("127.0.0.1:{}", setup.wfm_port);
+        let wfm = Proc::start("wfm-sim", &["wfm-sim", "--listen", &listen], &setup.scratch.0);
+        wait_ok(&setup.wfm("/sim/state"), Duration::from_secs(30));
+        let produce = Proc::start("produce", &["produce", "--config", cfg.to_str().unwrap()], &setup.scratch.0);
+        wait_ok(&setup.ingest("/healthz"), Duration::from_secs(60));
+        Run { setup, cfg, _wfm: wfm, _produce: produce }
+    }
+
+    /// A consumer with its own admin port and state folder (one per instance).
+    fn consumer(&self, n: u16) -> Proc {
+        let admin = free_port();
+        let state = self.setup.scratch.0.join(format!("state-{n}"));
+        let text = std::fs::read_to_string(&self.cfg)
+            .unwrap()
+            .replace(&format!("127.0.0.1:{}\"\n", self.setup.admin_port), &format!("127.0.0.1:{admin}\"\n"))
+            .replace(&self.setup.scratch.0.join("state").display().to_string(), &state.display().to_string());
+        let cfg = self.setup.scratch.file(&format!("consumer-{n}.toml"), &text);
+        let p = Proc::start(
+            &format!("consume-{n}"),
+            &["consume", "--config", cfg.to_str().unwrap()],
+            &self.setup.scratch.0,
+        );
+        wait_ok(&format!("http://127.0.0.1:{admin}/healthz"), Duration::from_secs(60));
+        p
+    }
+
+    fn post(&self, path: &str, list: &str, items: Vec<Value>) {
+        for chunk in items.chunks(400) {
+            let r = http().post(self.setup.ingest(path)).json(&json!({ list: chunk })).send().unwrap();
+            assert_eq!(r.status().as_u16(), 202, "{}", r.text().unwrap_or_default());
+        }
+    }
+
+    fn wfm(&self) -> Value {
+        http().get(self.setup.wfm("/sim/state")).send().unwrap().json().unwrap()
+    }
+
+    fn settle(&self, o: &Oracle) {
+        let mut last = Vec::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(180);
+        while std::time::Instant::now() < deadline {
+            last = diff(&self.wfm(), o);
+            if last.is_empty() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        panic!("the WFM does not hold the oracle's figures:\n{}", last.join("\n"));
+    }
+}
+
+fn feed(run: &Run, input: &Input, seed: u64, mut between: impl FnMut(usize)) {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let contacts: Vec<Value> =
+        posting_order(&input.contacts, |c| c.ended_utc, &mut rng).iter().map(contact_json).collect();
+    let states: Vec<Value> =
+        posting_order(&input.states, |s| s.event_utc_time, &mut rng).iter().map(state_json).collect();
+    let rounds = 10;
+    for i in 0..rounds {
+        let c = &contacts[contacts.len() * i / rounds..contacts.len() * (i + 1) / rounds];
+        let s = &states[states.len() * i / rounds..states.len() * (i + 1) / rounds];
+        run.post("/v1/contacts", "contacts", c.to_vec());
+        run.post("/v1/agent-states", "agentStateList", s.to_vec());
+        between(i);
+    }
+}
+
+#[test]
+fn a_generated_run_matches_the_oracle_field_by_field() {
+    let input = generate(11);
+    let o = oracle(&input);
+    assert!(
+        o.queues.len() >= 100 && o.agents.len() >= 500,
+        "{} queue rows, {} agent rows",
+        o.queues.len(),
+        o.agents.len()
+    );
+    let run = Run::start("intervals-clean");
+    let _c = run.consumer(1);
+    feed(&run, &input, 1, |_| {});
+    run.settle(&o);
+}
+
+#[test]
+fn consume_killed_five_times_still_matches_the_oracle() {
+    let input = generate(12);
+    let o = oracle(&input);
+    let run = Run::start("intervals-kill");
+    let mut c = Some(run.consumer(1));
+    let mut rng = rand::rngs::StdRng::seed_from_u64(99);
+    let mut kills = 0;
+    feed(&run, &input, 2, |i| {
+        if i % 2 == 1 && kills < 5 {
+            // A random moment: let it work a little, then SIGKILL and restart.
+            let before = run.wfm()["calls"].clone();
+            poll("some progress", Duration::from_secs(60), || (run.wfm()["calls"] != before).then_some(()));
+            std::thread::sleep(Duration::from_millis(rng.gen_range(0..400))); // where in the work the kill lands
+            c.as_mut().unwrap().kill9();
+            kills += 1;
+            c = Some(run.consumer(1));
+        }
+    });
+    assert_eq!(kills, 5);
+    run.settle(&o);
+}
+
+#[test]
+fn two_instances_one_killed_still_match_the_oracle() {
+    let input = generate(13);
+    let o = oracle(&input);
+    let run = Run::start("intervals-two");
+    let mut a = run.consumer(1);
+    let _b = run.consumer(2);
+    feed(&run, &input, 3, |i| {
+        if i == 4 {
+            a.kill9();
+        }
+    });
+    run.settle(&o);
+}
