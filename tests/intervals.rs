@@ -356,6 +356,11 @@ impl Run {
 
     /// A consumer with its own admin port and state folder (one per instance).
     fn consumer(&self, n: u16) -> Proc {
+        self.consumer_at(n).0
+    }
+
+    /// [`Run::consumer`], with its admin port.
+    fn consumer_at(&self, n: u16) -> (Proc, u16) {
         let admin = free_port();
         let state = self.setup.scratch.0.join(format!("state-{n}"));
         let text = std::fs::read_to_string(&self.cfg)
@@ -369,7 +374,7 @@ impl Run {
             &self.setup.scratch.0,
         );
         wait_ok(&format!("http://127.0.0.1:{admin}/healthz"), Duration::from_secs(60));
-        p
+        (p, admin)
     }
 
     fn post(&self, path: &str, list: &str, items: Vec<Value>) {
@@ -465,4 +470,69 @@ fn two_instances_one_killed_still_match_the_oracle() {
         }
     });
     run.settle(&o);
+}
+
+#[test]
+fn a_late_contact_makes_its_delivered_interval_be_sent_again_corrected() {
+    let run = Run::start("intervals-late");
+    let _c = run.consumer(1);
+    let base = (now_millis() / L) * L - 4 * L;
+    let contact = |id: &str, ended: i64, delay: f64| {
+        json!({"acdId": "east", "contactId": id, "queueValue": "7001", "queueName": "Late", "outcome": "HANDLED",
+            "arrivedUtc": format_millis(ended - 60_000), "endedUtc": format_millis(ended), "queueDelaySec": delay,
+            "talkSec": 50.0, "holdSec": 0.0, "workSec": 10.0, "agentValue": "a1"})
+    };
+    run.post("/v1/contacts", "contacts", vec![contact("c1", base + 60_000, 5.0)]);
+    let row = |wfm: &Value| -> Option<Value> {
+        wfm["queueReport"]
+            .as_array()?
+            .iter()
+            .find(|r| r["startDate"] == format_millis(base) && r["queueValue"] == "7001")
+            .cloned()
+    };
+    let first = poll("the interval delivered", Duration::from_secs(60), || row(&run.wfm()));
+    assert_eq!(first["contactsReceived"], 1);
+    assert_eq!(first["handleTime"], 60.0);
+    // Well after delivery, a contact that ended in the same interval.
+    run.post("/v1/contacts", "contacts", vec![contact("c2", base + 120_000, 45.0)]);
+    let again = poll("the interval sent again", Duration::from_secs(60), || {
+        row(&run.wfm()).filter(|r| r["contactsReceived"] == 2)
+    });
+    assert_eq!(again["handledShort"], 1);
+    assert_eq!(again["handledLong"], 1);
+    assert_eq!(again["handleTime"], 120.0);
+    assert_eq!(again["svcLvlPct"], 50.0);
+    assert!(run.wfm()["replaced"].as_u64().unwrap() >= 1, "the WFM upserted the row");
+}
+
+#[test]
+fn pre_aggregated_rows_and_activity_lists_pass_through() {
+    let run = Run::start("intervals-passthrough");
+    let (_c, admin) = run.consumer_at(1);
+    let post = |path: &str, body: String| {
+        let r =
+            http().post(run.setup.ingest(path)).header("Content-Type", "application/json").body(body).send().unwrap();
+        assert_eq!(r.status().as_u16(), 202);
+    };
+    post("/v1/interval-reports", sample("intraday-report.json"));
+    post("/v1/agent-activity", sample("agent-activity-report.json"));
+    let wfm = poll("rows and activity at the WFM", Duration::from_secs(60), || {
+        let w = run.wfm();
+        (w["queueReport"].as_array()?.len() == 2
+            && w["agentActivity"].as_array()?.len() == 1
+            && w["agentSystemPerformanceReport"].as_array()?.len() == 2)
+            .then_some(w)
+    });
+    let q = wfm["queueReport"].as_array().unwrap().iter().find(|r| r["queueValue"] == "8057").unwrap().clone();
+    assert_eq!(q["startDate"], "2024-04-17T10:00:00.000Z");
+    assert_eq!(q["handleTime"], 276.0);
+    assert_eq!(wfm["agentActivity"][0]["agentActivity"][0]["duration"], 139_090);
+    // The same queue fed by contacts too: counted and logged.
+    let contact = json!({"acdId": "east", "contactId": "x1", "queueValue": "8057", "outcome": "ABANDONED",
+        "arrivedUtc": "2024-04-17T10:01:00Z", "endedUtc": "2024-04-17T10:02:00Z", "queueDelaySec": 60});
+    run.post("/v1/contacts", "contacts", vec![contact]);
+    poll("the both-ways metric", Duration::from_secs(60), || {
+        let m = http().get(format!("http://127.0.0.1:{admin}/metrics")).send().ok()?.text().ok()?;
+        m.contains("acd_queue_fed_both_ways_total{queue=\"8057\"} 1").then_some(())
+    });
 }

@@ -145,6 +145,12 @@ pub struct Intervals {
     reports: Arc<AtomicU64>,
     skipped: Arc<AtomicU64>,
     dead: Arc<AtomicU64>,
+    read: Arc<AtomicU64>,
+    metrics: acd_core::metrics::Registry,
+    /// Queues seen in contacts and in pre-aggregated rows: a queue should be fed one way.
+    fed_by_contacts: std::collections::HashSet<String>,
+    fed_by_rows: std::collections::HashSet<String>,
+    warned_both: std::collections::HashSet<String>,
 }
 
 /// The group of the interval pipeline.
@@ -202,6 +208,11 @@ impl Intervals {
                 "Reports not sent again after a rebuild: the WFM has them",
             ),
             dead: c("acd_interval_dead_letters_total", "Interval reports and inputs dead-lettered"),
+            read: c("acd_interval_records_read_total", "Records read by the interval pipeline"),
+            metrics: metrics.clone(),
+            fed_by_contacts: Default::default(),
+            fed_by_rows: Default::default(),
+            warned_both: Default::default(),
             cfg,
         })
     }
@@ -296,7 +307,30 @@ impl Intervals {
         })
     }
 
+    /// Counts (and logs once) a queue fed both by contacts and by pre-aggregated rows.
+    fn fed(&mut self, queue: &str, by_rows: bool) {
+        let (mine, other) = if by_rows {
+            (&mut self.fed_by_rows, &self.fed_by_contacts)
+        } else {
+            (&mut self.fed_by_contacts, &self.fed_by_rows)
+        };
+        if mine.insert(queue.to_string()) && other.contains(queue) && self.warned_both.insert(queue.to_string()) {
+            tracing::warn!(
+                queue,
+                "queue is fed both by contacts and by pre-aggregated interval rows; the WFM gets both"
+            );
+            self.metrics
+                .counter(
+                    "acd_queue_fed_both_ways_total",
+                    "Queues fed both by contacts and by interval rows",
+                    &[("queue", queue)],
+                )
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     async fn add(&mut self, m: &OwnedMessage) {
+        self.read.fetch_add(1, Ordering::Relaxed);
         let (topic, partition, offset) = (m.topic().to_string(), m.partition(), m.offset());
         let payload = m.payload().unwrap_or_default();
         let stream = self.stream_of(&topic);
@@ -304,6 +338,7 @@ impl Intervals {
         let admit = match stream {
             Stream::Contact => match self.codec.decode::<Contact>(stream, payload) {
                 Ok(c) => {
+                    self.fed(&c.queue_value, false);
                     let part = self.part(&topic, partition);
                     let Book::Queues(book) = &mut part.book else { unreachable!("contact book") };
                     let admit = book.add(&c);
@@ -332,6 +367,11 @@ impl Intervals {
             },
             Stream::Interval => match self.codec.decode::<IntervalRow>(stream, payload) {
                 Ok(row) => {
+                    let queue =
+                        row.queue.as_ref().map(|q| &q.queue_value).or(row.agent_queue.as_ref().map(|q| &q.queue_value));
+                    if let Some(q) = queue.cloned() {
+                        self.fed(&q, true);
+                    }
                     let end = row.end_date;
                     let part = self.part(&topic, partition);
                     let Book::Rows(rollup) = &mut part.book else { unreachable!("rollup") };
