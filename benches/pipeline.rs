@@ -4,6 +4,7 @@
 //!   cargo bench --bench pipeline -- ingest    push-ingest: batches of 500 agent states vs kcat -P
 //!   cargo bench --bench pipeline -- consume   consumer on 1,000,000 pre-filled states vs kcat -C
 //!   cargo bench --bench pipeline -- latency   ingest 202 to WFM receipt at 2,000 and 20,000/s
+//!   cargo bench --bench pipeline -- contacts  interval pipeline on 1,000,000 contacts vs kcat -C
 //!
 //! Uses `KAFKA_BOOTSTRAP`, or starts `scripts/kafka` on port 19092. Sizes scale with
 //! `BENCH_STATES` (consume) and `BENCH_INGEST_STATES` (ingest).
@@ -309,6 +310,103 @@ fn bench_latency() {
     }
 }
 
+fn contacts(n: usize, base: i64) -> Vec<acd_schemas::records::Contact> {
+    use acd_schemas::records::{Contact, Outcome};
+    (0..n)
+        .map(|i| {
+            let ended = base + i as i64 * 86; // a day of contacts
+            let handled = i % 10 != 0;
+            Contact {
+                acd_id: "bench".into(),
+                contact_id: format!("c{i:08}"),
+                queue_value: format!("{}", 8000 + i % 20),
+                queue_name: format!("Skill_{:02}", i % 20),
+                is_outbound: false,
+                outcome: if handled { Outcome::Handled } else { Outcome::Abandoned },
+                arrived_utc: ended - 300_000,
+                ended_utc: ended,
+                queue_delay_sec: (i % 60) as f64,
+                talk_sec: if handled { 240.0 } else { 0.0 },
+                hold_sec: if handled { 10.0 } else { 0.0 },
+                work_sec: if handled { 30.0 } else { 0.0 },
+                agent_value: handled.then(|| format!("agent{:04}", i % 500)),
+                agent_id: None,
+                party: None,
+                received_utc: None,
+            }
+        })
+        .collect()
+}
+
+fn bench_contacts() {
+    let n: usize = std::env::var("BENCH_CONTACTS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let setup = Setup::new("bench-contacts");
+    let topic = setup.topic("acd.contact.v1");
+    create_topic(&setup.brokers, &topic, 6);
+    let producer: ThreadedProducer<DefaultProducerContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &setup.brokers)
+        .set("linger.ms", "20")
+        .set("compression.type", "lz4")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()
+        .unwrap();
+    let codec = Codec::default();
+    let base = (acd_schemas::time::now_millis() / 900_000) * 900_000 - 2 * 86_400_000;
+    for c in contacts(n, base) {
+        let v = codec.encode(Stream::Contact, &c).unwrap();
+        let key = c.key();
+        while producer.send(BaseRecord::to(&topic).key(&key).payload(&v)).is_err() {
+            producer.poll(Duration::from_millis(10));
+        }
+    }
+    producer.flush(Duration::from_secs(120)).unwrap();
+    let kcat = (0..3)
+        .map(|_| {
+            let t = Instant::now();
+            let st = Command::new("kcat")
+                .args(["-C", "-b", &setup.brokers, "-t", &topic, "-o", "beginning", "-e", "-q"])
+                .stdout(Stdio::null())
+                .status()
+                .unwrap();
+            assert!(st.success());
+            n as f64 / t.elapsed().as_secs_f64()
+        })
+        .fold(0.0, f64::max);
+    let listen = format!("127.0.0.1:{}", setup.wfm_port);
+    let _wfm = Proc::start("wfm-sim", &["wfm-sim", "--listen", &listen], &setup.scratch.0);
+    wait_ok(&setup.wfm("/sim/state"), Duration::from_secs(30));
+    let cfg = setup.config("");
+    let t = Instant::now();
+    let c = Proc::start("consume", &["consume", "--config", cfg.to_str().unwrap()], &setup.scratch.0);
+    let client = http();
+    let read = |client: &reqwest::blocking::Client| -> Option<u64> {
+        let m = client.get(setup.admin("/metrics")).send().ok()?.text().ok()?;
+        m.lines().find(|l| l.starts_with("acd_interval_records_read_total"))?.split_whitespace().nth(1)?.parse().ok()
+    };
+    let mut peak_rss = 0.0f64;
+    let mut first: Option<(f64, u64)> = None;
+    poll("the interval pipeline to read every contact", Duration::from_secs(1800), || {
+        let rss = Command::new("ps").args(["-o", "rss=", "-p", &c.child.id().to_string()]).output().ok()?;
+        peak_rss = peak_rss.max(String::from_utf8_lossy(&rss.stdout).trim().parse::<f64>().unwrap_or(0.0) / 1024.0);
+        let got = read(&client)?;
+        if got > 0 && first.is_none() {
+            first = Some((t.elapsed().as_secs_f64(), got));
+        }
+        (got as usize >= n).then_some(())
+    });
+    let secs = t.elapsed().as_secs_f64();
+    let ours = n as f64 / secs;
+    let (t0, n0) = first.unwrap_or((0.0, 0));
+    let steady = (n as u64 - n0) as f64 / (secs - t0).max(1e-3);
+    println!(
+        "contacts: {n} contacts ({n} distinct dedup keys) in {secs:.1} s = {ours:.0}/s from process start \
+         ({steady:.0}/s once reading; start-up and group join {t0:.1} s), decode+dedup+aggregate+deliver closed intervals \
+         | kcat -C {kcat:.0}/s (best of 3) | ratio {:.2} (steady {:.2}) | consumer peak RSS {peak_rss:.0} MB",
+        ours / kcat,
+        steady / kcat
+    );
+}
+
 fn main() {
     // `cargo test --all-targets` runs this binary without `--bench`: measure only under cargo bench.
     if !std::env::args().any(|a| a == "--bench") {
@@ -326,5 +424,8 @@ fn main() {
     }
     if all || which.iter().any(|w| w == "consume") {
         bench_consume();
+    }
+    if all || which.iter().any(|w| w == "contacts") {
+        bench_contacts();
     }
 }

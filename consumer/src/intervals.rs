@@ -24,7 +24,7 @@ use acd_interval::queues::{QueueBook, QueueReport, QueueSettings};
 use acd_interval::rollup::Rollup;
 use acd_interval::sla::Formula;
 use acd_interval::{Admit, Grid};
-use acd_schemas::records::{AgentActivity, Contact, IntervalRow};
+use acd_schemas::records::{AgentActivity, IntervalRow};
 use acd_schemas::time::{format_millis, now_millis, Millis};
 use acd_schemas::wfm::{ActivityJson, AgentActivityEntry, AgentActivityReport, IntradayReport, ReportData};
 use acd_schemas::{Codec, Stream};
@@ -135,7 +135,7 @@ pub struct Intervals {
     store: Checkpoints,
     dlq: DeadLetters,
     codec: Arc<Codec>,
-    parts: HashMap<(String, i32), Part>,
+    parts: HashMap<(Stream, i32), Part>,
     /// The rebalance generation the books were built in.
     books_generation: u64,
     /// Records read while paused, with the generation they were read in.
@@ -151,6 +151,8 @@ pub struct Intervals {
     fed_by_contacts: std::collections::HashSet<String>,
     fed_by_rows: std::collections::HashSet<String>,
     warned_both: std::collections::HashSet<String>,
+    /// Hashes of reports delivered this round, written with one flush at the end of the round.
+    delivered: Vec<crate::checkpoint::Write>,
 }
 
 /// The group of the interval pipeline.
@@ -213,6 +215,7 @@ impl Intervals {
             fed_by_contacts: Default::default(),
             fed_by_rows: Default::default(),
             warned_both: Default::default(),
+            delivered: Vec::new(),
             cfg,
         })
     }
@@ -227,13 +230,20 @@ impl Intervals {
                 self.parts.clear();
                 self.books_generation = generation;
             }
+            let now = Instant::now();
             for m in batch {
-                self.add(&m).await;
+                self.add(&m, now).await;
             }
-            if !self.close_and_deliver(generation).await? {
-                continue;
+            let settled = self.close_and_deliver(generation).await?;
+            // What the WFM accepted this round, so a rebuild does not send it again.
+            let hashes = std::mem::take(&mut self.delivered);
+            if !hashes.is_empty() {
+                let store = self.store.clone();
+                tokio::task::spawn_blocking(move || store.commit(hashes)).await.expect("checkpoint task")?;
             }
-            self.commit(generation);
+            if settled {
+                self.commit(generation);
+            }
         }
         self.consumer.unsubscribe();
         Ok(())
@@ -245,10 +255,12 @@ impl Intervals {
         let mut batch: Vec<OwnedMessage> =
             self.stash.drain(..).filter(|(g, _)| *g == generation).map(|(_, m)| m).collect();
         let deadline = tokio::time::Instant::now() + Duration::from_millis(if batch.is_empty() { 1000 } else { 200 });
+        let timer = tokio::time::sleep_until(deadline);
+        tokio::pin!(timer);
         while batch.len() < 5000 {
             tokio::select! {
                 _ = self.shutdown.cancelled() => break,
-                _ = tokio::time::sleep_until(deadline) => break,
+                _ = &mut timer => break,
                 m = self.consumer.recv() => match m {
                     Ok(m) => {
                         let now = self.generation.load(Ordering::SeqCst);
@@ -282,8 +294,20 @@ impl Intervals {
         }
     }
 
-    fn part(&mut self, topic: &str, partition: i32) -> &mut Part {
-        let stream = self.stream_of(topic);
+    fn topic_of(&self, stream: Stream) -> &str {
+        let t = &self.cfg.topics;
+        match stream {
+            Stream::Contact => &t.contact,
+            Stream::AgentState => &t.agent_state,
+            Stream::Interval => &t.interval,
+            _ => &t.agent_activity,
+        }
+    }
+
+    fn part(&mut self, stream: Stream, partition: i32) -> &mut Part {
+        if self.parts.contains_key(&(stream, partition)) {
+            return self.parts.get_mut(&(stream, partition)).expect("part");
+        }
         let settings = QueueSettings {
             grid: self.grid,
             threshold_seconds: self.cfg.sla.threshold_seconds,
@@ -291,7 +315,7 @@ impl Intervals {
             zero_fill: self.cfg.interval.zero_fill_days as i64 * 86_400_000,
         };
         let (grid, categories, agents, formula) = (self.grid, &self.categories, &self.agents, self.formula);
-        self.parts.entry((topic.to_string(), partition)).or_insert_with(|| Part {
+        self.parts.entry((stream, partition)).or_insert_with(|| Part {
             book: match stream {
                 Stream::Contact => Book::Queues(Box::new(QueueBook::new(settings))),
                 Stream::AgentState => Book::Agents(Box::new(AgentBook::new(grid, categories.clone(), agents.clone()))),
@@ -329,17 +353,17 @@ impl Intervals {
         }
     }
 
-    async fn add(&mut self, m: &OwnedMessage) {
+    async fn add(&mut self, m: &OwnedMessage, now: Instant) {
         self.read.fetch_add(1, Ordering::Relaxed);
-        let (topic, partition, offset) = (m.topic().to_string(), m.partition(), m.offset());
+        let (partition, offset) = (m.partition(), m.offset());
         let payload = m.payload().unwrap_or_default();
-        let stream = self.stream_of(&topic);
+        let stream = self.stream_of(m.topic());
         let grid = self.grid;
         let admit = match stream {
-            Stream::Contact => match self.codec.decode::<Contact>(stream, payload) {
+            Stream::Contact => match self.codec.decode_contact(payload) {
                 Ok(c) => {
                     self.fed(&c.queue_value, false);
-                    let part = self.part(&topic, partition);
+                    let part = self.part(stream, partition);
                     let Book::Queues(book) = &mut part.book else { unreachable!("contact book") };
                     let admit = book.add(&c);
                     if admit == Admit::Counted {
@@ -354,7 +378,7 @@ impl Intervals {
             Stream::AgentState => match self.codec.decode_agent_state(payload) {
                 Ok(s) => {
                     let logged_out = self.categories.of(&s.event_code) == Category::LoggedOut;
-                    let part = self.part(&topic, partition);
+                    let part = self.part(stream, partition);
                     let Book::Agents(book) = &mut part.book else { unreachable!("agent book") };
                     let admit = book.add(&s);
                     if admit == Admit::Counted {
@@ -373,11 +397,11 @@ impl Intervals {
                         self.fed(&q, true);
                     }
                     let end = row.end_date;
-                    let part = self.part(&topic, partition);
+                    let part = self.part(stream, partition);
                     let Book::Rows(rollup) = &mut part.book else { unreachable!("rollup") };
                     part.high = Some(part.high.map_or(end, |h| h.max(end)));
                     if let Some(whole) = rollup.add(row) {
-                        self.deliver_rows(&[whole], &topic, partition).await;
+                        self.deliver_rows(&[whole], stream, partition).await;
                     } else {
                         part.pending.insert(offset, ());
                     }
@@ -387,16 +411,16 @@ impl Intervals {
             },
             _ => match self.codec.decode::<AgentActivity>(stream, payload) {
                 Ok(a) => {
-                    self.part(&topic, partition);
+                    self.part(stream, partition);
                     self.deliver_activity_record(&a).await;
                     Ok(Admit::Counted)
                 }
                 Err(e) => Err(e.to_string()),
             },
         };
-        let part = self.part(&topic, partition);
+        let part = self.part(stream, partition);
         part.next = offset + 1;
-        part.last_record = Instant::now();
+        part.last_record = now;
         match admit {
             Ok(Admit::TooLate) => self.input_letter(m, "too-late", "event older than max_lateness_hours").await,
             // An unreadable agent state is dead-lettered once, by the forwarding pipeline.
@@ -422,7 +446,7 @@ impl Intervals {
     /// Closes every book and delivers what closed. False when the round was overtaken.
     async fn close_and_deliver(&mut self, generation: u64) -> Result<bool, ConsumerError> {
         let now = now_millis();
-        let keys: Vec<(String, i32)> = self.parts.keys().cloned().collect();
+        let keys: Vec<(Stream, i32)> = self.parts.keys().cloned().collect();
         for key in keys {
             let part = self.parts.get_mut(&key).expect("part");
             let idle = part.last_record.elapsed().as_millis() as Millis;
@@ -453,7 +477,7 @@ impl Intervals {
                 }
             }
             if !rows.is_empty() {
-                self.deliver_rows(&rows, &key.0, key.1).await;
+                self.deliver_rows(&rows, key.0, key.1).await;
             }
         }
         Ok(true)
@@ -483,7 +507,7 @@ impl Intervals {
     /// only the refused queue is dead-lettered.
     async fn send_intraday(
         &mut self,
-        key: &(String, i32),
+        key: &(Stream, i32),
         start: Millis,
         queues: Vec<acd_schemas::wfm::QueueRow>,
         agent_queues: Vec<acd_schemas::wfm::AgentQueueRow>,
@@ -517,7 +541,7 @@ impl Intervals {
             let (q, aq): (Vec<_>, Vec<_>) =
                 (req.iter().flat_map(|g| g.1.clone()).collect(), req.iter().flat_map(|g| g.2.clone()).collect());
             let body = self.intraday_body(start, q, aq, Vec::new());
-            let tag = format!("intraday/{}/{}/{start}/q{i}", key.0, key.1);
+            let tag = format!("intraday/{}/{}/{start}/q{i}", key.0.name(), key.1);
             match self.send(&path, &body, &tag, generation).await {
                 Sent::Done => {}
                 Sent::Abandoned => return false,
@@ -525,7 +549,7 @@ impl Intervals {
                     let _ = letter;
                     for g in req {
                         let body = self.intraday_body(start, g.1, g.2, Vec::new());
-                        let tag = format!("intraday/{}/{}/{start}/q/{}", key.0, key.1, g.0);
+                        let tag = format!("intraday/{}/{}/{start}/q/{}", key.0.name(), key.1, g.0);
                         match self.send(&path, &body, &tag, generation).await {
                             Sent::Done => {}
                             Sent::Abandoned => return false,
@@ -541,7 +565,7 @@ impl Intervals {
         }
         for (i, chunk) in agents.chunks(max).enumerate() {
             let body = self.intraday_body(start, Vec::new(), Vec::new(), chunk.to_vec());
-            let tag = format!("intraday/{}/{}/{start}/a{i}", key.0, key.1);
+            let tag = format!("intraday/{}/{}/{start}/a{i}", key.0.name(), key.1);
             match self.send(&path, &body, &tag, generation).await {
                 Sent::Done => {}
                 Sent::Abandoned => return false,
@@ -553,7 +577,7 @@ impl Intervals {
 
     async fn send_activity(
         &mut self,
-        key: &(String, i32),
+        key: &(Stream, i32),
         start: Millis,
         lists: Vec<AgentActivityEntry>,
         generation: u64,
@@ -562,7 +586,7 @@ impl Intervals {
         let max = self.cfg.wfm.max_rows_per_request.max(1);
         for (i, chunk) in lists.chunks(max).enumerate() {
             let body = self.activity_body(start, chunk.to_vec());
-            let tag = format!("activity/{}/{}/{start}/{i}", key.0, key.1);
+            let tag = format!("activity/{}/{}/{start}/{i}", key.0.name(), key.1);
             match self.send(&path, &body, &tag, generation).await {
                 Sent::Done => {}
                 Sent::Abandoned => return false,
@@ -586,7 +610,7 @@ impl Intervals {
         .expect("report serialises")
     }
 
-    async fn deliver_rows(&mut self, rows: &[IntervalRow], topic: &str, partition: i32) {
+    async fn deliver_rows(&mut self, rows: &[IntervalRow], stream: Stream, partition: i32) {
         let generation = self.generation.load(Ordering::SeqCst);
         let mut by_start: BTreeMap<Millis, (Vec<_>, Vec<_>, Vec<_>)> = BTreeMap::new();
         for r in rows {
@@ -596,7 +620,7 @@ impl Intervals {
             e.2.extend(r.agent_performance.clone());
         }
         for (start, (q, aq, a)) in by_start {
-            self.send_intraday(&(topic.to_string(), partition), start, q, aq, a, generation).await;
+            self.send_intraday(&(stream, partition), start, q, aq, a, generation).await;
         }
     }
 
@@ -617,7 +641,7 @@ impl Intervals {
                 })
                 .collect(),
         };
-        let key = (self.cfg.topics.agent_activity.clone(), -1);
+        let key = (Stream::AgentActivity, -1);
         self.send_activity(&key, a.start_date, vec![entry], generation).await;
     }
 
@@ -635,7 +659,12 @@ impl Intervals {
         body.hash(&mut h);
         let hash = h.finish().to_le_bytes().to_vec();
         let key = format!("delivered/{tag}").into_bytes();
-        if self.store.get(&key).ok().flatten().as_deref() == Some(&hash[..]) {
+        let pending = self.delivered.iter().rev().find(|(k, _)| *k == key).map(|(_, v)| v.clone());
+        let stored = match pending {
+            Some(v) => v,
+            None => self.store.get(&key).ok().flatten(),
+        };
+        if stored.as_deref() == Some(&hash[..]) {
             self.skipped.fetch_add(1, Ordering::Relaxed);
             return Sent::Done;
         }
@@ -644,8 +673,7 @@ impl Intervals {
         match deliver(&wfm, attempts, path, body, &mut waiter).await {
             Delivery::Done => {
                 self.reports.fetch_add(1, Ordering::Relaxed);
-                let store = self.store.clone();
-                let _ = tokio::task::spawn_blocking(move || store.commit(vec![(key, Some(hash))])).await;
+                self.delivered.push((key, Some(hash)));
                 Sent::Done
             }
             Delivery::DeadLetter(letter) => Sent::Refused(letter),
@@ -660,11 +688,16 @@ impl Intervals {
         }
         let mut tpl = TopicPartitionList::new();
         let grid = self.grid;
-        for ((topic, partition), part) in self.parts.iter_mut() {
+        let topics: HashMap<Stream, String> =
+            [Stream::Contact, Stream::AgentState, Stream::Interval, Stream::AgentActivity]
+                .into_iter()
+                .map(|s| (s, self.topic_of(s).to_string()))
+                .collect();
+        for ((stream, partition), part) in self.parts.iter_mut() {
             if *partition < 0 {
                 continue;
             }
-            let _ = tpl.add_partition_offset(topic, *partition, Offset::Offset(part.rebuild_offset(&grid)));
+            let _ = tpl.add_partition_offset(&topics[stream], *partition, Offset::Offset(part.rebuild_offset(&grid)));
         }
         if tpl.count() > 0 {
             if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {

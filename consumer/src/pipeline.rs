@@ -15,7 +15,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use acd_core::config::Config;
 use acd_core::kafka::Registry as SchemaRegistry;
@@ -299,17 +299,16 @@ impl Pipeline {
         let mut generation = self.generation.load(Ordering::SeqCst);
         let mut batch: Vec<Polled> = self.stash.drain(..).filter(|(g, _)| *g == generation).map(|(_, p)| p).collect();
         let linger = Duration::from_millis(self.cfg.wfm.agent_state_linger_ms);
-        let mut deadline = (!batch.is_empty()).then(|| Instant::now() + linger);
+        // One timer for the round, armed by the first record (far away until then).
+        let far = tokio::time::Instant::now() + Duration::from_secs(86_400);
+        let timer = tokio::time::sleep_until(if batch.is_empty() { far } else { tokio::time::Instant::now() + linger });
+        tokio::pin!(timer);
+        let mut armed = !batch.is_empty();
         while batch.len() < max {
-            let next = match deadline {
-                None => tokio::select! {
-                    _ = self.shutdown.cancelled() => break,
-                    m = self.consumer.recv() => m,
-                },
-                Some(d) => match tokio::time::timeout_at(d.into(), self.consumer.recv()).await {
-                    Ok(m) => m,
-                    Err(_) => break,
-                },
+            let next = tokio::select! {
+                _ = self.shutdown.cancelled() => break,
+                _ = &mut timer => break,
+                m = self.consumer.recv() => m,
             };
             match next {
                 Ok(m) => {
@@ -319,11 +318,14 @@ impl Pipeline {
                         generation = now;
                     }
                     batch.push(self.polled(&m));
-                    deadline.get_or_insert_with(|| Instant::now() + linger);
+                    if !armed {
+                        timer.as_mut().reset(tokio::time::Instant::now() + linger);
+                        armed = true;
+                    }
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "kafka consumer error");
-                    if deadline.is_none() {
+                    if !armed {
                         tokio::time::sleep(Duration::from_millis(100)).await;
                     }
                 }

@@ -74,8 +74,9 @@ pub struct QueueReport {
 #[derive(Debug, Clone)]
 pub struct QueueBook {
     settings: QueueSettings,
-    /// (acdId, contactId) of counted contacts, with their endedUtc for expiry.
-    counted: HashMap<(String, String), Millis>,
+    /// A 128-bit hash of (acdId, contactId) of each counted contact, with its endedUtc for
+    /// expiry: 16 bytes a key instead of two strings (collision odds about 1e-27 at 1e6 keys).
+    counted: HashMap<u128, Millis>,
     queues: BTreeMap<String, Queue>,
     cells: BTreeMap<(Millis, String), Cell>,
     agent_cells: BTreeMap<(Millis, String, String), AgentCell>,
@@ -85,6 +86,20 @@ pub struct QueueBook {
     closed_until: Option<Millis>,
     /// Returned intervals changed since by late contacts.
     dirty: BTreeSet<Millis>,
+    /// The horizon of the last prune: pruning again before it moves finds nothing.
+    pruned_at: Millis,
+}
+
+/// Two SipHash digests of the contact's identity, over domain-separated inputs, as one
+/// 128-bit key (deterministic: no random keys in a pure library).
+fn contact_key(acd_id: &str, contact_id: &str) -> u128 {
+    use std::hash::{Hash, Hasher};
+    let digest = |domain: u8| {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (domain, acd_id, contact_id).hash(&mut h);
+        h.finish()
+    };
+    (digest(1) as u128) << 64 | digest(2) as u128
 }
 
 fn replace_name(slot: &mut (Millis, String, bool), ended: Millis, name: &str, outbound: bool) {
@@ -105,6 +120,7 @@ impl QueueBook {
             high: None,
             closed_until: None,
             dirty: BTreeSet::new(),
+            pruned_at: Millis::MIN,
         }
     }
 
@@ -117,7 +133,7 @@ impl QueueBook {
     pub fn add(&mut self, c: &Contact) -> Admit {
         let grid = self.settings.grid;
         let start = grid.start_of(c.ended_utc);
-        let key = (c.acd_id.clone(), c.contact_id.clone());
+        let key = contact_key(&c.acd_id, &c.contact_id);
         if self.counted.contains_key(&key) {
             return Admit::Duplicate;
         }
@@ -130,11 +146,12 @@ impl QueueBook {
             self.dirty.insert(start);
         }
 
-        let q = self.queues.entry(c.queue_value.clone()).or_insert_with(|| Queue {
-            first_interval: start,
-            last_contact: c.ended_utc,
-            name: (Millis::MIN, String::new(), false),
-        });
+        if !self.queues.contains_key(&c.queue_value) {
+            let q =
+                Queue { first_interval: start, last_contact: c.ended_utc, name: (Millis::MIN, String::new(), false) };
+            self.queues.insert(c.queue_value.clone(), q);
+        }
+        let q = self.queues.get_mut(&c.queue_value).expect("queue");
         q.first_interval = q.first_interval.min(start);
         q.last_contact = q.last_contact.max(c.ended_utc);
         replace_name(&mut q.name, c.ended_utc, &c.queue_name, c.is_outbound);
@@ -303,6 +320,13 @@ impl QueueBook {
         let horizon = grid.start_of(high - grid.max_lateness) - grid.length;
         if let Some(closed) = self.closed_until {
             let horizon = horizon.min(closed);
+            // Cells and keys are pruned together: when the oldest cell is inside the horizon, so
+            // is every key, and a walk over a million keys would find nothing.
+            let oldest = self.cells.keys().next().map(|(s, _)| *s);
+            if horizon <= self.pruned_at || oldest.is_none_or(|o| o >= horizon) {
+                return;
+            }
+            self.pruned_at = horizon;
             self.cells.retain(|(s, _), _| *s >= horizon);
             self.agent_cells.retain(|(s, _, _), _| *s >= horizon);
             self.counted.retain(|_, ended| *ended >= horizon);

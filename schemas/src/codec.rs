@@ -194,6 +194,17 @@ impl Codec {
         self.decode(Stream::AgentState, bytes)
     }
 
+    /// Decodes a contact; values written with the current schema take the fast path.
+    pub fn decode_contact(&self, bytes: &[u8]) -> Result<crate::records::Contact, CodecError> {
+        let current = &self.current[&Stream::Contact];
+        if bytes.len() >= 10 && bytes[0] == 0xC3 && bytes[1] == 0x01 && bytes[2..10] == current.fingerprint {
+            if let Some(c) = crate::fast::decode_contact(&bytes[10..]) {
+                return Ok(c);
+            }
+        }
+        self.decode(Stream::Contact, bytes)
+    }
+
     fn header(&self, stream: Stream, out: &mut Vec<u8>) {
         match &self.framing {
             Framing::SingleObject => {

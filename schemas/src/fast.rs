@@ -3,7 +3,7 @@
 //! resolves the schema on every call; this writes and reads the bytes directly. Tests check it
 //! byte for byte against apache-avro; any other writer schema goes through apache-avro.
 
-use crate::records::AgentState;
+use crate::records::{AgentState, Contact, Outcome, Party};
 
 fn put_long(out: &mut Vec<u8>, v: i64) {
     let mut z = ((v << 1) ^ (v >> 63)) as u64;
@@ -56,6 +56,33 @@ impl<'a> Reader<'a> {
         Some((z >> 1) as i64 ^ -((z & 1) as i64))
     }
 
+    fn double(&mut self) -> Option<f64> {
+        if self.0.len() < 8 {
+            return None;
+        }
+        let (b, rest) = self.0.split_at(8);
+        self.0 = rest;
+        Some(f64::from_le_bytes(b.try_into().ok()?))
+    }
+
+    fn boolean(&mut self) -> Option<bool> {
+        let (&b, rest) = self.0.split_first()?;
+        self.0 = rest;
+        match b {
+            0 => Some(false),
+            1 => Some(true),
+            _ => None,
+        }
+    }
+
+    fn opt_string(&mut self) -> Option<Option<String>> {
+        match self.long()? {
+            0 => Some(None),
+            1 => Some(Some(self.string()?)),
+            _ => None,
+        }
+    }
+
     fn string(&mut self) -> Option<String> {
         let n = usize::try_from(self.long()?).ok()?;
         if n > self.0.len() {
@@ -83,6 +110,46 @@ pub fn decode_agent_state(datum: &[u8]) -> Option<AgentState> {
         },
     };
     r.0.is_empty().then_some(s)
+}
+
+/// Reads a [`Contact`] datum written with the current schema; `None` when the bytes do not fit.
+pub fn decode_contact(datum: &[u8]) -> Option<Contact> {
+    let mut r = Reader(datum);
+    let c = Contact {
+        acd_id: r.string()?,
+        contact_id: r.string()?,
+        queue_value: r.string()?,
+        queue_name: r.string()?,
+        is_outbound: r.boolean()?,
+        outcome: match r.long()? {
+            0 => Outcome::Handled,
+            1 => Outcome::Abandoned,
+            _ => return None,
+        },
+        arrived_utc: r.long()?,
+        ended_utc: r.long()?,
+        queue_delay_sec: r.double()?,
+        talk_sec: r.double()?,
+        hold_sec: r.double()?,
+        work_sec: r.double()?,
+        agent_value: r.opt_string()?,
+        agent_id: r.opt_string()?,
+        party: match r.long()? {
+            0 => None,
+            1 => match r.long()? {
+                0 => Some(Party::Right),
+                1 => Some(Party::Wrong),
+                _ => return None,
+            },
+            _ => return None,
+        },
+        received_utc: match r.long()? {
+            0 => None,
+            1 => Some(r.long()?),
+            _ => return None,
+        },
+    };
+    r.0.is_empty().then_some(c)
 }
 
 #[cfg(test)]
@@ -113,6 +180,46 @@ mod tests {
             let codec = Codec::new(Framing::SingleObject);
             let framed = codec.encode(Stream::AgentState, &s).unwrap();
             assert_eq!(&framed[10..], &want[..]);
+        }
+    }
+
+    #[test]
+    fn contacts_read_what_apache_avro_writes() {
+        let codec = Codec::new(Framing::SingleObject);
+        let base = Contact {
+            acd_id: "east".into(),
+            contact_id: "c-1".into(),
+            queue_value: "8057".into(),
+            queue_name: "ChatSkill_11".into(),
+            is_outbound: true,
+            outcome: Outcome::Handled,
+            arrived_utc: 1_713_348_062_000,
+            ended_utc: 1_713_348_400_000,
+            queue_delay_sec: 12.5,
+            talk_sec: 250.0,
+            hold_sec: 20.0,
+            work_sec: 6.0,
+            agent_value: Some("967385".into()),
+            agent_id: None,
+            party: Some(Party::Wrong),
+            received_utc: Some(5),
+        };
+        let variants = [
+            base.clone(),
+            Contact {
+                outcome: Outcome::Abandoned,
+                agent_value: None,
+                party: None,
+                received_utc: None,
+                is_outbound: false,
+                ..base.clone()
+            },
+            Contact { agent_id: Some("id".into()), party: Some(Party::Right), ..base.clone() },
+        ];
+        for c in variants {
+            let bytes = codec.encode(Stream::Contact, &c).unwrap();
+            assert_eq!(decode_contact(&bytes[10..]), Some(c.clone()));
+            assert_eq!(decode_contact(&bytes[10..bytes.len() - 1]), None);
         }
     }
 
