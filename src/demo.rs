@@ -45,6 +45,8 @@ struct Sent {
     duplicates_injected: usize,
     states_posted: usize,
     contacts_posted: usize,
+    /// Every contact posted, for the interval check.
+    contacts: Vec<acd_schemas::records::Contact>,
     /// Each agent's distinct states in the order they reached Kafka.
     expected: BTreeMap<String, Vec<(i64, String)>>,
     distinct: HashSet<(String, i64)>,
@@ -89,6 +91,8 @@ async fn demo(args: DemoArgs) -> anyhow::Result<bool> {
     cfg.wfm.access_key_secret = acd_core::Secret("demo-secret".into());
     cfg.consumer.state_dir = state_dir.display().to_string();
     cfg.consumer.group_id = "acd-bridge-demo".into();
+    // Close the last intervals a second after the simulated ACD falls silent.
+    cfg.interval.idle_close_seconds = 1;
     for t in [
         &cfg.topics.agent_state,
         &cfg.topics.contact,
@@ -129,11 +133,55 @@ async fn demo(args: DemoArgs) -> anyhow::Result<bool> {
     got = received_states(&wfm);
     progress(1.0, &sent, got.len());
     eprintln!();
+    // Intervals closed by now (end + grace passed, with a margin), computed from what was posted.
+    let closed_before = now_millis() - cfg.interval.grace_seconds as i64 * 1000 - 5_000;
+    let want_rows = expected_queue_rows(&sent.contacts, cfg.interval.minutes as i64 * 60_000, closed_before);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut rows = queue_rows(&wfm, &want_rows);
+    while rows != want_rows && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        rows = queue_rows(&wfm, &want_rows);
+    }
     shutdown.cancel();
     let _ = producer.await;
     let _ = consumer.await;
     let _ = std::fs::remove_dir_all(&state_dir);
-    Ok(report(&sent, &got, started.elapsed()))
+    Ok(report(&sent, &got, (&want_rows, &rows), started.elapsed()))
+}
+
+/// (interval start, queue) -> (contacts received, handle time in ms rounded), for intervals that
+/// ended before `closed_before`.
+type QueueFigures = std::collections::BTreeMap<(i64, String), (i64, i64)>;
+
+fn expected_queue_rows(contacts: &[acd_schemas::records::Contact], length: i64, closed_before: i64) -> QueueFigures {
+    let mut out = QueueFigures::new();
+    for c in contacts {
+        let start = c.ended_utc.div_euclid(length) * length;
+        if start + length > closed_before {
+            continue;
+        }
+        let e = out.entry((start, c.queue_value.clone())).or_default();
+        e.0 += 1;
+        if c.outcome == acd_schemas::records::Outcome::Handled {
+            e.1 += ((c.talk_sec + c.hold_sec + c.work_sec) * 1000.0).round() as i64;
+        }
+    }
+    out
+}
+
+/// The WFM's queue rows for the intervals the check covers.
+fn queue_rows(wfm: &acd_wfm_sim::Running, want: &QueueFigures) -> QueueFigures {
+    let starts: HashSet<i64> = want.keys().map(|(s, _)| *s).collect();
+    let store = wfm.store.lock().expect("wfm store");
+    store
+        .queue_rows
+        .iter()
+        .filter_map(|((start, queue), r)| {
+            let t = acd_schemas::time::parse_rfc3339(start).ok()?;
+            (starts.contains(&t) && r.contacts_received > 0)
+                .then(|| ((t, queue.clone()), (r.contacts_received, (r.handle_time * 1000.0).round() as i64)))
+        })
+        .collect()
 }
 
 async fn wait_ready(http: &reqwest::Client, url: &str) -> anyhow::Result<()> {
@@ -230,6 +278,7 @@ async fn simulate(
             let body = serde_json::json!({"contacts": contacts.iter().map(contact_json).collect::<Vec<_>>()});
             post(http, &format!("{base}/v1/contacts"), &body).await?;
             sent.contacts_posted += contacts.len();
+            sent.contacts.extend(contacts);
         }
         let delivered = wfm.store.lock().expect("wfm store").agent_states.len();
         progress((until - start) as f64 / (end - start) as f64, &sent, delivered);
@@ -264,7 +313,12 @@ fn progress(fraction: f64, sent: &Sent, delivered: usize) {
     let _ = std::io::stderr().flush();
 }
 
-fn report(sent: &Sent, got: &[acd_schemas::wfm::AgentStateJson], took: Duration) -> bool {
+fn report(
+    sent: &Sent,
+    got: &[acd_schemas::wfm::AgentStateJson],
+    (want_rows, rows): (&QueueFigures, &QueueFigures),
+    took: Duration,
+) -> bool {
     let mut per_agent: BTreeMap<String, Vec<(i64, String)>> = BTreeMap::new();
     let mut seen = HashSet::new();
     let mut twice = 0usize;
@@ -297,19 +351,37 @@ fn report(sent: &Sent, got: &[acd_schemas::wfm::AgentStateJson], took: Duration)
     row("delivered twice", String::new(), String::new(), twice.to_string());
     row("missing at the WFM", String::new(), String::new(), missing.to_string());
     row("agents out of order", String::new(), String::new(), out_of_order.to_string());
-    row("contacts posted", sent.contacts_posted.to_string(), sent.contacts_posted.to_string(), "-".into());
+    row("contacts posted", sent.contacts_posted.to_string(), sent.contacts_posted.to_string(), String::new());
+    let counted = |f: &QueueFigures| f.values().map(|v| v.0).sum::<i64>().to_string();
+    let intervals = |f: &QueueFigures| f.keys().map(|(s, _)| *s).collect::<HashSet<_>>().len().to_string();
+    row("closed intervals", intervals(want_rows), String::new(), intervals(rows));
+    row("queue rows in them", want_rows.len().to_string(), String::new(), rows.len().to_string());
+    row("contacts counted in them", counted(want_rows), String::new(), counted(rows));
+    let rows_ok = want_rows == rows && !want_rows.is_empty();
+    row(
+        "queue rows that differ",
+        String::new(),
+        String::new(),
+        want_rows.iter().filter(|(k, v)| rows.get(*k) != Some(*v)).count().to_string(),
+    );
     println!("  took {:.1} s", took.as_secs_f64());
-    let pass = missing == 0 && extra == 0 && twice == 0 && out_of_order == 0 && !sent.distinct.is_empty();
+    let pass = missing == 0 && extra == 0 && twice == 0 && out_of_order == 0 && !sent.distinct.is_empty() && rows_ok;
     if pass {
         println!(
-            "demo check: PASS {} distinct agent states of {} agents delivered exactly once and in order; {} duplicates removed",
+            "demo check: PASS {} distinct agent states of {} agents delivered exactly once and in order; {} duplicates removed; \
+             {} queue rows of {} closed intervals match the contacts",
             seen.len(),
             per_agent.len(),
-            sent.states_posted - got.len()
+            sent.states_posted - got.len(),
+            want_rows.len(),
+            intervals(want_rows)
         );
     } else {
         println!(
-            "demo check: FAIL missing {missing}, unexpected {extra}, delivered twice {twice}, agents out of order {out_of_order}"
+            "demo check: FAIL missing {missing}, unexpected {extra}, delivered twice {twice}, agents out of order {out_of_order}, \
+             queue rows expected {} got {} (closed intervals must match the contacts)",
+            want_rows.len(),
+            rows.len()
         );
     }
     pass
