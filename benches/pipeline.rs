@@ -94,6 +94,22 @@ fn create_topic(brokers: &str, topic: &str, partitions: i32) {
     .unwrap();
 }
 
+/// librdkafka's raw speed: the best of three kcat runs reading `topic` to /dev/null.
+fn kcat_consume(brokers: &str, topic: &str, n: usize) -> f64 {
+    (0..3)
+        .map(|_| {
+            let t = Instant::now();
+            let st = Command::new("kcat")
+                .args(["-C", "-b", brokers, "-t", topic, "-o", "beginning", "-e", "-q"])
+                .stdout(Stdio::null())
+                .status()
+                .unwrap();
+            assert!(st.success());
+            n as f64 / t.elapsed().as_secs_f64()
+        })
+        .fold(0.0, f64::max)
+}
+
 fn bench_ingest() {
     let n: usize = std::env::var("BENCH_INGEST_STATES").ok().and_then(|v| v.parse().ok()).unwrap_or(200_000);
     let setup = Setup::new("bench-ingest");
@@ -144,14 +160,19 @@ fn bench_ingest() {
     );
 }
 
-fn prefill(brokers: &str, topic: &str, n: usize) {
-    let producer: ThreadedProducer<DefaultProducerContext> = rdkafka::ClientConfig::new()
+/// A fast producer for pre-filling topics.
+fn fill_producer(brokers: &str) -> ThreadedProducer<DefaultProducerContext> {
+    rdkafka::ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("linger.ms", "20")
         .set("compression.type", "lz4")
         .set("queue.buffering.max.messages", "1000000")
         .create()
-        .unwrap();
+        .unwrap()
+}
+
+fn prefill(brokers: &str, topic: &str, n: usize) {
+    let producer = fill_producer(brokers);
     let codec = Codec::default();
     let mut i = 0;
     for s in states(n, 1000, 1_714_000_000_000) {
@@ -178,19 +199,7 @@ fn bench_consume() {
     let topic = setup.topic("acd.agent-state.v1");
     create_topic(&setup.brokers, &topic, 6);
     prefill(&setup.brokers, &topic, n);
-    // librdkafka's raw speed: the best of three kcat runs reading the topic to /dev/null.
-    let kcat = (0..3)
-        .map(|_| {
-            let t = Instant::now();
-            let st = Command::new("kcat")
-                .args(["-C", "-b", &setup.brokers, "-t", &topic, "-o", "beginning", "-e", "-q"])
-                .stdout(Stdio::null())
-                .status()
-                .unwrap();
-            assert!(st.success());
-            n as f64 / t.elapsed().as_secs_f64()
-        })
-        .fold(0.0, f64::max);
+    let kcat = kcat_consume(&setup.brokers, &topic, n);
     let listen = format!("127.0.0.1:{}", setup.wfm_port);
     let _wfm = Proc::start("wfm-sim", &["wfm-sim", "--listen", &listen], &setup.scratch.0);
     wait_ok(&setup.wfm("/sim/state"), Duration::from_secs(30));
@@ -343,13 +352,7 @@ fn bench_contacts() {
     let setup = Setup::new("bench-contacts");
     let topic = setup.topic("acd.contact.v1");
     create_topic(&setup.brokers, &topic, 6);
-    let producer: ThreadedProducer<DefaultProducerContext> = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", &setup.brokers)
-        .set("linger.ms", "20")
-        .set("compression.type", "lz4")
-        .set("queue.buffering.max.messages", "1000000")
-        .create()
-        .unwrap();
+    let producer = fill_producer(&setup.brokers);
     let codec = Codec::default();
     let base = (acd_schemas::time::now_millis() / 900_000) * 900_000 - 2 * 86_400_000;
     for c in contacts(n, base) {
@@ -360,18 +363,7 @@ fn bench_contacts() {
         }
     }
     producer.flush(Duration::from_secs(120)).unwrap();
-    let kcat = (0..3)
-        .map(|_| {
-            let t = Instant::now();
-            let st = Command::new("kcat")
-                .args(["-C", "-b", &setup.brokers, "-t", &topic, "-o", "beginning", "-e", "-q"])
-                .stdout(Stdio::null())
-                .status()
-                .unwrap();
-            assert!(st.success());
-            n as f64 / t.elapsed().as_secs_f64()
-        })
-        .fold(0.0, f64::max);
+    let kcat = kcat_consume(&setup.brokers, &topic, n);
     let listen = format!("127.0.0.1:{}", setup.wfm_port);
     let _wfm = Proc::start("wfm-sim", &["wfm-sim", "--listen", &listen], &setup.scratch.0);
     wait_ok(&setup.wfm("/sim/state"), Duration::from_secs(30));

@@ -28,37 +28,17 @@ use acd_schemas::records::{AgentActivity, IntervalRow};
 use acd_schemas::time::{format_millis, now_millis, Millis};
 use acd_schemas::wfm::{ActivityJson, AgentActivityEntry, AgentActivityReport, IntradayReport, ReportData};
 use acd_schemas::{Codec, Stream};
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{Message, OwnedMessage};
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
 use crate::checkpoint::Checkpoints;
 use crate::delivery::{deliver, Delivery, Waiter};
 use crate::dlq::{DeadLetter, DeadLetters};
+use crate::group::{Ctx, Member};
 use crate::wfm::WfmClient;
 use crate::ConsumerError;
-
-struct Ctx {
-    generation: Arc<AtomicU64>,
-}
-
-impl ClientContext for Ctx {}
-
-impl ConsumerContext for Ctx {
-    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(tpl) = rebalance {
-            self.generation.fetch_add(1, Ordering::SeqCst);
-            tracing::info!(partitions = tpl.count(), "interval partitions revoked; books will be rebuilt");
-        }
-    }
-
-    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Assign(tpl) = rebalance {
-            tracing::info!(partitions = tpl.count(), "interval partitions assigned");
-        }
-    }
-}
 
 /// What one partition holds.
 enum Book {
@@ -131,6 +111,8 @@ pub struct Intervals {
     agents: AgentMap,
     consumer: Arc<StreamConsumer<Ctx>>,
     generation: Arc<AtomicU64>,
+    /// The same consumer, for pausing while a retry waits.
+    member: Member,
     wfm: WfmClient,
     store: Checkpoints,
     dlq: DeadLetters,
@@ -140,7 +122,6 @@ pub struct Intervals {
     books_generation: u64,
     /// Records read while paused, with the generation they were read in.
     stash: VecDeque<(u64, OwnedMessage)>,
-    paused: bool,
     shutdown: CancellationToken,
     reports: Arc<AtomicU64>,
     skipped: Arc<AtomicU64>,
@@ -179,7 +160,9 @@ impl Intervals {
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "1000")
             .set("fetch.wait.max.ms", "100");
-        let consumer: StreamConsumer<Ctx> = cc.create_with_context(Ctx { generation: generation.clone() })?;
+        let consumer: StreamConsumer<Ctx> =
+            cc.create_with_context(Ctx { generation: generation.clone(), pipeline: "intervals" })?;
+        let consumer = Arc::new(consumer);
         let t = &cfg.topics;
         consumer.subscribe(&[&t.contact, &t.agent_state, &t.interval, &t.agent_activity])?;
         let mut grid = Grid::minutes(cfg.interval.minutes as i64);
@@ -195,14 +178,14 @@ impl Intervals {
             formula,
             categories: Categories::default(),
             agents,
-            consumer: Arc::new(consumer),
+            member: Member { consumer: consumer.clone(), generation: generation.clone(), paused: false },
+            consumer,
             generation,
             wfm,
             store,
             parts: HashMap::new(),
             books_generation: 0,
             stash: VecDeque::new(),
-            paused: false,
             shutdown,
             reports: c("acd_interval_reports_delivered_total", "Interval report requests accepted by the WFM"),
             skipped: c(
@@ -707,36 +690,11 @@ impl Intervals {
     }
 
     async fn wait_polling(&mut self, wait: Duration, generation: u64) -> bool {
-        if !self.paused {
-            if let Ok(a) = self.consumer.assignment() {
-                self.paused = self.consumer.pause(&a).is_ok();
-            }
-        }
-        let until = tokio::time::Instant::now() + wait;
-        loop {
-            tokio::select! {
-                _ = self.shutdown.cancelled() => return false,
-                _ = tokio::time::sleep_until(until) => break,
-                m = self.consumer.recv() => {
-                    if let Ok(m) = m {
-                        self.stash.push_back((self.generation.load(Ordering::SeqCst), m.detach()));
-                    }
-                }
-            }
-            if self.generation.load(Ordering::SeqCst) != generation {
-                return false;
-            }
-        }
-        self.generation.load(Ordering::SeqCst) == generation
+        self.member.wait_polling(wait, generation, &self.shutdown, &mut self.stash, |m| m.detach()).await
     }
 
     fn resume(&mut self) {
-        if self.paused {
-            if let Ok(a) = self.consumer.assignment() {
-                let _ = self.consumer.resume(&a);
-            }
-            self.paused = false;
-        }
+        self.member.resume();
     }
 }
 

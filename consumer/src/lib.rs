@@ -15,6 +15,7 @@ pub mod checkpoint;
 pub mod classify;
 pub mod delivery;
 pub mod dlq;
+pub mod group;
 pub mod intervals;
 pub mod ops;
 pub mod pipeline;

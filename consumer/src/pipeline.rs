@@ -24,9 +24,9 @@ use acd_schemas::records::AgentState;
 use acd_schemas::time::{format_millis, now_millis};
 use acd_schemas::wfm::AgentStateJson;
 use acd_schemas::{Codec, CodecError, Stream};
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{Message, OwnedMessage};
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::{Board, PartitionStatus, SharedBoard};
@@ -34,31 +34,10 @@ use crate::checkpoint::{offset_key, Checkpoints};
 use crate::classify::{classify, Outcome};
 use crate::delivery::{deliver, Delivery, Waiter};
 use crate::dlq::{DeadLetter, DeadLetters};
+use crate::group::{Ctx, Member};
 use crate::seen::Seen;
 use crate::wfm::WfmClient;
 use crate::ConsumerError;
-
-/// Counts rebalances so that a round can tell it was overtaken by one.
-struct Ctx {
-    generation: Arc<AtomicU64>,
-}
-
-impl ClientContext for Ctx {}
-
-impl ConsumerContext for Ctx {
-    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(tpl) = rebalance {
-            self.generation.fetch_add(1, Ordering::SeqCst);
-            tracing::info!(partitions = tpl.count(), "partitions revoked");
-        }
-    }
-
-    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Assign(tpl) = rebalance {
-            tracing::info!(partitions = tpl.count(), "partitions assigned");
-        }
-    }
-}
 
 /// Latency buckets (milliseconds) from producer receipt to WFM acceptance.
 const LATENCY_BUCKETS: [u64; 12] = [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 60000];
@@ -171,6 +150,8 @@ pub struct Pipeline {
     cfg: Config,
     consumer: Arc<StreamConsumer<Ctx>>,
     generation: Arc<AtomicU64>,
+    /// The same consumer, for pausing while a retry waits.
+    member: Member,
     wfm: WfmClient,
     store: Checkpoints,
     seen: Seen,
@@ -181,7 +162,6 @@ pub struct Pipeline {
     /// processed first in the next round.
     stash: VecDeque<(u64, Polled)>,
     committer: Committer,
-    paused: bool,
     board: SharedBoard,
     shutdown: CancellationToken,
     read: Arc<AtomicU64>,
@@ -215,7 +195,8 @@ impl Pipeline {
             .set("heartbeat.interval.ms", "1000")
             .set("fetch.wait.max.ms", "50")
             .set("queued.min.messages", "20000");
-        let consumer: StreamConsumer<Ctx> = cc.create_with_context(Ctx { generation: generation.clone() })?;
+        let consumer: StreamConsumer<Ctx> =
+            cc.create_with_context(Ctx { generation: generation.clone(), pipeline: "agent-states" })?;
         consumer.subscribe(&[&cfg.topics.agent_state])?;
         let url = cfg.kafka.schema_registry_url.trim();
         let schema_registry = (!url.is_empty()).then(|| SchemaRegistry::new(url));
@@ -235,7 +216,9 @@ impl Pipeline {
         let consumer = Arc::new(consumer);
         let committer =
             Committer::spawn(store.clone(), consumer.clone(), generation.clone(), cfg.topics.agent_state.clone());
+        let member = Member { consumer: consumer.clone(), generation: generation.clone(), paused: false };
         Ok(Pipeline {
+            member,
             committer,
             dlq: DeadLetters::new(&cfg)?,
             read: c("acd_agent_states_read_total", "Agent state records read from Kafka"),
@@ -254,7 +237,6 @@ impl Pipeline {
             codec,
             schema_registry,
             stash: VecDeque::new(),
-            paused: false,
             board,
             shutdown,
         })
@@ -285,14 +267,6 @@ impl Pipeline {
         drained
     }
 
-    /// Decodes a polled record on the spot when it can (the common case, no copy of the bytes).
-    fn polled(&self, m: &rdkafka::message::BorrowedMessage<'_>) -> Polled {
-        match self.codec.decode_agent_state(m.payload().unwrap_or_default()) {
-            Ok(state) => Polled::State { partition: m.partition(), offset: m.offset(), state },
-            Err(_) => Polled::Raw(m.detach()),
-        }
-    }
-
     /// Collects a round. Records read before a rebalance are dropped (the new owner reads them
     /// again from the committed offsets); those read after it, from the new assignment, are kept.
     async fn collect(&mut self, max: usize) -> (u64, Vec<Polled>) {
@@ -317,7 +291,7 @@ impl Pipeline {
                         batch.clear();
                         generation = now;
                     }
-                    batch.push(self.polled(&m));
+                    batch.push(polled(&self.codec, &m));
                     if !armed {
                         timer.as_mut().reset(tokio::time::Instant::now() + linger);
                         armed = true;
@@ -480,41 +454,14 @@ impl Pipeline {
     /// Waits with the partitions paused, polling so the group keeps us. False when a rebalance
     /// or shutdown came in the meantime.
     async fn wait_polling(&mut self, wait: Duration, generation: u64) -> bool {
-        if !self.paused {
-            if let Ok(assignment) = self.consumer.assignment() {
-                if self.consumer.pause(&assignment).is_ok() {
-                    self.paused = true;
-                    self.board.lock().expect("board").paused = true;
-                }
-            }
-        }
-        let until = tokio::time::Instant::now() + wait;
-        loop {
-            tokio::select! {
-                _ = self.shutdown.cancelled() => return false,
-                _ = tokio::time::sleep_until(until) => break,
-                m = self.consumer.recv() => {
-                    if let Ok(m) = m {
-                        let p = self.polled(&m);
-                        self.stash.push_back((self.generation.load(Ordering::SeqCst), p));
-                    }
-                }
-            }
-            if self.generation.load(Ordering::SeqCst) != generation {
-                return false;
-            }
-        }
-        self.generation.load(Ordering::SeqCst) == generation
+        self.board.lock().expect("board").paused = true;
+        let codec = self.codec.clone();
+        self.member.wait_polling(wait, generation, &self.shutdown, &mut self.stash, |m| polled(&codec, m)).await
     }
 
     fn resume(&mut self) {
-        if self.paused {
-            if let Ok(assignment) = self.consumer.assignment() {
-                let _ = self.consumer.resume(&assignment);
-            }
-            self.paused = false;
-            self.board.lock().expect("board").paused = false;
-        }
+        self.member.resume();
+        self.board.lock().expect("board").paused = false;
     }
 
     fn update_board(&self) {
@@ -549,6 +496,14 @@ impl Waiter for PollingWaiter<'_> {
 
     fn settled(&mut self) {
         self.pipeline.resume();
+    }
+}
+
+/// Decodes a polled record on the spot when it can (the common case, no copy of the bytes).
+fn polled(codec: &Codec, m: &rdkafka::message::BorrowedMessage<'_>) -> Polled {
+    match codec.decode_agent_state(m.payload().unwrap_or_default()) {
+        Ok(state) => Polled::State { partition: m.partition(), offset: m.offset(), state },
+        Err(_) => Polled::Raw(m.detach()),
     }
 }
 
