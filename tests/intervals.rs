@@ -536,3 +536,87 @@ fn pre_aggregated_rows_and_activity_lists_pass_through() {
         m.contains("acd_queue_fed_both_ways_total{queue=\"8057\"} 1").then_some(())
     });
 }
+
+#[test]
+fn a_30_second_wfm_outage_dead_letters_nothing_and_loses_nothing() {
+    let input = generate(14);
+    let o = oracle(&input);
+    let run = Run::start("intervals-outage");
+    let _c = run.consumer(1);
+    feed(&run, &input, 4, |i| {
+        if i == 3 {
+            let r = http().post(run.setup.wfm("/sim/outage")).json(&json!({"seconds": 30})).send().unwrap();
+            assert!(r.status().is_success());
+        }
+    });
+    run.settle(&o);
+    let calls = run.wfm()["calls"].clone();
+    let failed: u64 = calls.as_object().unwrap().values().filter_map(|m| m["503"].as_u64()).sum();
+    assert!(failed > 0, "the outage was felt: {calls}");
+    let dlq = read_topic(&run.setup.brokers, &run.setup.topic("wfm.dlq.v1"));
+    assert!(dlq.is_empty(), "an outage dead-letters nothing: {} records", dlq.len());
+}
+
+#[test]
+fn a_rejected_queue_alone_goes_to_the_dead_letter_topic() {
+    let run = Run::start("intervals-reject");
+    let _c = run.consumer(1);
+    let r = http().post(run.setup.wfm("/sim/reject-queue")).json(&json!({"queueValue": "9002"})).send().unwrap();
+    assert!(r.status().is_success());
+    let base = (now_millis() / L) * L - 4 * L;
+    // Two queues; whichever partitions they land on, only the refused one is dead-lettered.
+    let contact = |id: &str, queue: &str| {
+        json!({"acdId": "east", "contactId": id, "queueValue": queue, "queueName": queue, "outcome": "ABANDONED",
+            "arrivedUtc": format_millis(base + 30_000), "endedUtc": format_millis(base + 60_000), "queueDelaySec": 30.0})
+    };
+    let contacts: Vec<Value> =
+        (0..40).map(|i| contact(&format!("r{i}"), if i % 2 == 0 { "9001" } else { "9002" })).collect();
+    run.post("/v1/contacts", "contacts", contacts);
+    let dlq = poll("the rejected queue in the DLQ", Duration::from_secs(60), || {
+        let d = read_topic(&run.setup.brokers, &run.setup.topic("wfm.dlq.v1"));
+        (!d.is_empty()).then_some(d)
+    });
+    let accepted = poll("the other queue at the WFM", Duration::from_secs(60), || {
+        let w = run.wfm();
+        let rows: Vec<Value> =
+            w["queueReport"].as_array()?.iter().filter(|r| r["queueValue"] == "9001").cloned().collect();
+        (!rows.is_empty()).then_some(rows)
+    });
+    assert_eq!(accepted[0]["contactsReceived"], 20);
+    assert!(!run.wfm()["queueReport"].as_array().unwrap().iter().any(|r| r["queueValue"] == "9002"));
+    assert_eq!(dlq.len(), 1, "one dead letter per rejected queue and interval");
+    let (key, value, headers, ..) = &dlq[0];
+    assert_eq!(key.as_deref(), Some(format!("intraday/{}/9002", format_millis(base)).as_str()));
+    let h: BTreeMap<String, String> = headers.iter().cloned().collect();
+    assert_eq!(h["dlq.reason"], "wfm-rejected");
+    assert_eq!(h["dlq.kind"], "intraday");
+    assert_eq!(h["dlq.endpoint"], "/wfm/acd/v1/intraday");
+    assert_eq!(h["dlq.http.status"], "400");
+    assert_eq!(h["dlq.interval.start"], format_millis(base));
+    for k in ["dlq.error", "dlq.response.body", "dlq.attempts", "dlq.first.attempt.utc", "dlq.last.attempt.utc"] {
+        assert!(h.contains_key(k), "{k} missing: {h:?}");
+    }
+    let body: Value = serde_json::from_slice(value).unwrap();
+    let queues: Vec<&str> = body["reportData"]["queueReport"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["queueValue"].as_str().unwrap())
+        .collect();
+    assert_eq!(queues, ["9002"], "the dead letter carries exactly the body that was refused");
+    // An operator can read it without acd-bridge.
+    let topic = run.setup.topic("wfm.dlq.v1");
+    match std::process::Command::new("kcat")
+        .args(["-C", "-b", &run.setup.brokers, "-t", &topic, "-e", "-q", "-J"])
+        .output()
+    {
+        Ok(out) => {
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                text.contains("wfm-rejected") && text.contains("9002") && text.contains("dlq.http.status"),
+                "{text}"
+            );
+        }
+        Err(_) => eprintln!("kcat is not installed: the kcat view of the dead letter was not checked"),
+    }
+}
