@@ -76,6 +76,20 @@ enum DlqAction {
         /// The offset (or PARTITION:OFFSET).
         offset: String,
     },
+    /// Re-sends dead-lettered reports to the WFM in offset order, recording each outcome.
+    Redrive {
+        #[arg(long)]
+        reason: Option<String>,
+        /// Only these offsets (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        offsets: Option<Vec<i64>>,
+        /// Show what would be sent, send nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Also re-send records already re-driven successfully.
+        #[arg(long)]
+        force: bool,
+    },
     /// Every dead letter as JSON lines.
     Export {
         /// JSON lines (the only format; accepted for symmetry with `list`).
@@ -109,6 +123,24 @@ fn finish(result: anyhow::Result<()>) -> ExitCode {
 
 async fn dlq(cfg: Config, action: DlqAction) -> ExitCode {
     use acd_consumer::ops;
+    if let DlqAction::Redrive { reason, offsets, dry_run, force } = action {
+        let opts = ops::RedriveOptions { reason, offsets, dry_run, force };
+        return match ops::redrive(&cfg, &opts, |line| println!("redrive {line}")).await {
+            Ok(s) => {
+                println!(
+                    "redrive: {} considered, {} delivered, {} rejected, {} failed, {} skipped as already re-driven, {} skipped as input records{}",
+                    s.considered, s.delivered, s.rejected, s.failed, s.skipped_already_delivered, s.skipped_not_reports,
+                    if dry_run { " (dry run: nothing sent)" } else { "" }
+                );
+                if s.failed > 0 || s.rejected > 0 {
+                    ExitCode::from(1)
+                } else {
+                    ExitCode::SUCCESS
+                }
+            }
+            Err(e) => finish(Err(e.into())),
+        };
+    }
     let result = tokio::task::spawn_blocking(move || -> Result<(), ops::OpsError> {
         match action {
             DlqAction::List { reason, kind, since, json } => {
@@ -131,6 +163,7 @@ async fn dlq(cfg: Config, action: DlqAction) -> ExitCode {
                 }
             }
             DlqAction::Show { offset } => print!("{}", ops::show(&cfg, &offset)?),
+            DlqAction::Redrive { .. } => unreachable!("handled above"),
             DlqAction::Export { .. } => {
                 for line in ops::export(&cfg)? {
                     println!("{line}");

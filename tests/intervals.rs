@@ -619,4 +619,35 @@ fn a_rejected_queue_alone_goes_to_the_dead_letter_topic() {
         }
         Err(_) => eprintln!("kcat is not installed: the kcat view of the dead letter was not checked"),
     }
+
+    // Re-drive: a dry run sends nothing; once the WFM takes the queue again, redrive completes it;
+    // a second redrive sends nothing.
+    let cfg = run.cfg.to_str().unwrap();
+    let acd = |args: &[&str]| {
+        let out = std::process::Command::new(BIN).args(args).output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let intraday_calls = || -> u64 {
+        run.wfm()["calls"]["/wfm/acd/v1/intraday"].as_object().map_or(0, |m| m.values().filter_map(Value::as_u64).sum())
+    };
+    let before = intraday_calls();
+    let (code, out) = acd(&["dlq", "redrive", "--config", cfg, "--dry-run"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("would POST"), "{out}");
+    assert_eq!(intraday_calls(), before, "a dry run sends nothing");
+    let r = http().delete(run.setup.wfm("/sim/reject-queue")).send().unwrap();
+    assert!(r.status().is_success());
+    let (code, out) = acd(&["dlq", "redrive", "--config", cfg, "--reason", "wfm-rejected"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("1 delivered"), "{out}");
+    let row = run.wfm()["queueReport"].as_array().unwrap().iter().find(|r| r["queueValue"] == "9002").cloned();
+    assert_eq!(row.expect("the rejected queue, re-driven")["contactsReceived"], 20);
+    let (_, listed) = acd(&["dlq", "list", "--config", cfg, "--json"]);
+    let letter: Value = serde_json::from_str(listed.lines().next().unwrap()).unwrap();
+    assert_eq!(letter["redriven"], "delivered");
+    let sent = intraday_calls();
+    let (code, out) = acd(&["dlq", "redrive", "--config", cfg]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("1 skipped as already re-driven"), "{out}");
+    assert_eq!(intraday_calls(), sent, "a second redrive sends nothing");
 }

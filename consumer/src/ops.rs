@@ -43,6 +43,10 @@ pub struct Letter {
     pub json: Option<Value>,
     /// The body as base64 when it is not.
     pub base64: Option<String>,
+    /// The last `dlq redrive` outcome for it, if any (`delivered`, `rejected`, `failed`).
+    pub redriven: Option<String>,
+    #[serde(skip)]
+    body: Vec<u8>,
 }
 
 impl Letter {
@@ -67,11 +71,27 @@ fn base64(bytes: &[u8]) -> String {
     out
 }
 
-/// Every record of the dead-letter topic, in offset order per partition.
+/// The topic where `dlq redrive` records outcomes (key: `PARTITION:OFFSET` of the dead letter).
+pub fn redrive_topic(cfg: &Config) -> String {
+    format!("{}.redrive", cfg.topics.dlq)
+}
+
+/// Every record of the dead-letter topic, in offset order per partition, with redrive outcomes.
 pub fn read_dlq(cfg: &Config) -> Result<Vec<Letter>, OpsError> {
+    let mut letters = read_topic(cfg, &cfg.topics.dlq)?;
+    let outcomes: BTreeMap<String, String> = read_topic(cfg, &redrive_topic(cfg))?
+        .into_iter()
+        .filter_map(|l| Some((l.key.clone(), l.json?.get("outcome")?.as_str()?.to_string())))
+        .collect();
+    for l in &mut letters {
+        l.redriven = outcomes.get(&format!("{}:{}", l.partition, l.offset)).cloned();
+    }
+    Ok(letters)
+}
+
+fn read_topic(cfg: &Config, topic: &str) -> Result<Vec<Letter>, OpsError> {
     let c = reader(cfg, "acd-bridge-dlq-reader")?;
-    let topic = &cfg.topics.dlq;
-    let md = c.fetch_metadata(Some(topic), TIMEOUT)?;
+    let Ok(md) = c.fetch_metadata(Some(topic), TIMEOUT) else { return Ok(Vec::new()) };
     let mut tpl = TopicPartitionList::new();
     let mut remaining = BTreeMap::new();
     for t in md.topics().iter().filter(|t| t.error().is_none()) {
@@ -115,6 +135,8 @@ pub fn read_dlq(cfg: &Config) -> Result<Vec<Letter>, OpsError> {
                     base64: json.is_none().then(|| base64(body)),
                     json,
                     headers,
+                    redriven: None,
+                    body: body.to_vec(),
                 });
             }
             Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
@@ -163,7 +185,7 @@ pub fn list_line(l: &Letter) -> String {
         ),
         s => s.to_string(),
     };
-    let redriven = if l.headers.contains_key("dlq.redriven") { "yes" } else { "no" };
+    let redriven = l.redriven.as_deref().unwrap_or("no");
     format!(
         "{:>8}  {:<24}  {:<14}  {:<17}  {:>6}  {:<24}  {:<8}  {}",
         display_offset(l),
@@ -191,6 +213,96 @@ fn display_offset(l: &Letter) -> String {
     } else {
         format!("{}:{}", l.partition, l.offset)
     }
+}
+
+/// `dlq redrive` options.
+#[derive(Debug, Default, Clone)]
+pub struct RedriveOptions {
+    pub reason: Option<String>,
+    pub offsets: Option<Vec<i64>>,
+    pub dry_run: bool,
+    pub force: bool,
+}
+
+/// What a redrive did.
+#[derive(Debug, Default, Serialize)]
+pub struct RedriveSummary {
+    pub considered: usize,
+    pub skipped_already_delivered: usize,
+    pub skipped_not_reports: usize,
+    pub delivered: usize,
+    pub rejected: usize,
+    pub failed: usize,
+}
+
+/// Re-sends dead-lettered reports to the WFM in offset order, recording each outcome in
+/// [`redrive_topic`] so that a second redrive skips what was delivered (unless `force`). Input
+/// records (`dlq.kind=input`) have no endpoint and are skipped. `progress` gets one line a record.
+pub async fn redrive(
+    cfg: &Config,
+    opts: &RedriveOptions,
+    progress: impl Fn(String),
+) -> Result<RedriveSummary, OpsError> {
+    let c = cfg.clone();
+    let letters = tokio::task::spawn_blocking(move || read_dlq(&c)).await.expect("dlq read")?;
+    let selected: Vec<Letter> = letters
+        .into_iter()
+        .filter(|l| opts.reason.as_deref().is_none_or(|r| l.header("dlq.reason") == r))
+        .filter(|l| opts.offsets.as_ref().is_none_or(|o| o.contains(&l.offset)))
+        .collect();
+    let mut summary = RedriveSummary { considered: selected.len(), ..RedriveSummary::default() };
+    if !opts.dry_run {
+        acd_core::kafka::ensure_topics_with_partitions(cfg, &[&redrive_topic(cfg)], 1).await?;
+    }
+    let wfm = crate::wfm::WfmClient::new(&cfg.wfm, acd_core::metrics::Registry::default());
+    let producer = acd_core::kafka::producer(cfg)?;
+    let total = selected.len();
+    let outcomes_topic = redrive_topic(cfg);
+    for (i, l) in selected.iter().enumerate() {
+        let at = format!("{}/{total} offset {}", i + 1, display_offset(l));
+        let endpoint = l.header("dlq.endpoint");
+        if l.header("dlq.kind") == "input" || endpoint.is_empty() {
+            summary.skipped_not_reports += 1;
+            progress(format!("{at}: skipped (an input record, not a report)"));
+            continue;
+        }
+        if l.redriven.as_deref() == Some("delivered") && !opts.force {
+            summary.skipped_already_delivered += 1;
+            progress(format!("{at}: skipped (already re-driven)"));
+            continue;
+        }
+        if opts.dry_run {
+            progress(format!("{at}: would POST {} bytes to {endpoint} ({})", l.body.len(), l.key));
+            continue;
+        }
+        let mut schedule = crate::retry::Schedule::new(Duration::from_millis(200), Duration::from_secs(10));
+        let mut attempts = 0;
+        let (outcome, status) = loop {
+            attempts += 1;
+            let answer = wfm.call(reqwest::Method::POST, endpoint, Some(&l.body)).await;
+            match crate::classify::classify(&answer.attempt) {
+                crate::classify::Outcome::Success => break ("delivered", answer.status()),
+                crate::classify::Outcome::Reject => break ("rejected", answer.status()),
+                crate::classify::Outcome::Retry(after) if attempts < cfg.wfm.max_attempts => {
+                    tokio::time::sleep(schedule.next(after)).await;
+                }
+                _ => break ("failed", answer.status()),
+            }
+        };
+        match outcome {
+            "delivered" => summary.delivered += 1,
+            "rejected" => summary.rejected += 1,
+            _ => summary.failed += 1,
+        }
+        let record = json!({"dlqPartition": l.partition, "dlqOffset": l.offset, "outcome": outcome,
+            "httpStatus": status, "attempts": attempts, "at": acd_schemas::time::format_millis(acd_schemas::time::now_millis())});
+        let key = format!("{}:{}", l.partition, l.offset);
+        let value = record.to_string();
+        let rec = rdkafka::producer::FutureRecord::to(&outcomes_topic).key(&key).payload(&value);
+        producer.send(rec, Duration::from_secs(30)).await.map_err(|(e, _)| OpsError::Kafka(e))?;
+        progress(format!("{at}: {outcome} ({})", status.map_or("no answer".to_string(), |s| s.to_string())));
+    }
+    Ok(summary)
 }
 
 /// `dlq show OFFSET` (or `PARTITION:OFFSET`).

@@ -62,6 +62,11 @@ pub async fn ensure_dlq(cfg: &Config) -> Result<(), KafkaError> {
     ensure_topics_with(cfg, &[&cfg.topics.dlq], 1).await
 }
 
+/// Creates the missing topics of `names` with `partitions` partitions.
+pub async fn ensure_topics_with_partitions(cfg: &Config, names: &[&str], partitions: i32) -> Result<(), KafkaError> {
+    ensure_topics_with(cfg, names, partitions).await
+}
+
 async fn ensure_topics_with(cfg: &Config, names: &[&str], partitions: i32) -> Result<(), KafkaError> {
     let admin: Arc<AdminClient<DefaultClientContext>> = Arc::new(client_config(cfg)?.create()?);
     // Ask first: clusters that forbid CreateTopics still work when the topics exist.
