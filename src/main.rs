@@ -47,6 +47,22 @@ enum Command {
     },
     /// Inspects the dead-letter topic.
     Dlq(DlqArgs),
+    /// Recomputes and re-sends the intervals that start in [--from, --to); the group is left alone.
+    Replay {
+        #[arg(long)]
+        config: PathBuf,
+        /// RFC 3339, inclusive.
+        #[arg(long)]
+        from: String,
+        /// RFC 3339, exclusive.
+        #[arg(long)]
+        to: String,
+        /// Any of intraday, agent-activity, agent-states.
+        #[arg(long, value_delimiter = ',', default_value = "intraday,agent-activity")]
+        streams: Vec<String>,
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(clap::Args)]
@@ -109,6 +125,11 @@ fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
         eprintln!("acd-bridge: {e}");
         ExitCode::from(2)
     })
+}
+
+fn usage(message: &str) -> ExitCode {
+    eprintln!("acd-bridge: {message}");
+    ExitCode::from(2)
 }
 
 fn finish(result: anyhow::Result<()>) -> ExitCode {
@@ -245,6 +266,43 @@ async fn main() -> ExitCode {
                 Err(code) => return code,
             };
             dlq(cfg, args.action).await
+        }
+        Command::Replay { config, from, to, streams, dry_run } => {
+            let cfg = match load(&config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let (from, to) = match (acd_schemas::time::parse_rfc3339(&from), acd_schemas::time::parse_rfc3339(&to)) {
+                (Ok(f), Ok(t)) if f < t => (f, t),
+                (Err(e), _) => return usage(&format!("--from: {e}")),
+                (_, Err(e)) => return usage(&format!("--to: {e}")),
+                _ => return usage("--from must be before --to"),
+            };
+            if let Some(bad) =
+                streams.iter().find(|s| !["intraday", "agent-activity", "agent-states"].contains(&s.as_str()))
+            {
+                return usage(&format!("--streams: unknown stream {bad:?} (intraday, agent-activity, agent-states)"));
+            }
+            let opts = acd_consumer::replay::ReplayOptions { from, to, streams, dry_run };
+            match acd_consumer::replay::replay(&cfg, &opts, |line| println!("replay: {line}")).await {
+                Ok(s) => {
+                    println!(
+                        "replay: {} records read, {} intervals, {} requests sent, {} refused, {} agent states sent{}",
+                        s.records_read,
+                        s.intervals,
+                        s.requests_sent,
+                        s.requests_refused,
+                        s.agent_states_sent,
+                        if dry_run { " (dry run: nothing sent)" } else { "" }
+                    );
+                    if s.requests_refused > 0 {
+                        ExitCode::from(1)
+                    } else {
+                        ExitCode::SUCCESS
+                    }
+                }
+                Err(e) => finish(Err(e.into())),
+            }
         }
         Command::WfmSim(args) => {
             let shutdown = acd_core::shutdown::on_signal();

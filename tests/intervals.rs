@@ -651,3 +651,31 @@ fn a_rejected_queue_alone_goes_to_the_dead_letter_topic() {
     assert!(out.contains("1 skipped as already re-driven"), "{out}");
     assert_eq!(intraday_calls(), sent, "a second redrive sends nothing");
 }
+
+#[test]
+fn a_wiped_wfm_gets_its_range_back_from_replay() {
+    let input = generate(15);
+    let o = oracle(&input);
+    let run = Run::start("intervals-replay");
+    let c = run.consumer(1);
+    feed(&run, &input, 5, |_| {});
+    run.settle(&o);
+    drop(c);
+    let r = http().post(run.setup.wfm("/sim/reset")).send().unwrap();
+    assert!(r.status().is_success());
+    assert!(run.wfm()["queueReport"].as_array().unwrap().is_empty());
+    let first =
+        input.contacts.iter().map(|c| c.ended_utc).chain(input.states.iter().map(|s| s.event_utc_time)).min().unwrap();
+    let last =
+        input.contacts.iter().map(|c| c.ended_utc).chain(input.states.iter().map(|s| s.event_utc_time)).max().unwrap();
+    let (from, to) = (format_millis(first.div_euclid(L) * L), format_millis(last.div_euclid(L) * L + L));
+    let out = std::process::Command::new(BIN)
+        .args(["replay", "--config", run.cfg.to_str().unwrap(), "--from", &from, "--to", &to])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("0 refused"), "{stdout}");
+    let d = diff(&run.wfm(), &o);
+    assert!(d.is_empty(), "after replay the WFM differs from the oracle:\n{}", d.join("\n"));
+}

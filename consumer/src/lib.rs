@@ -19,6 +19,7 @@ pub mod group;
 pub mod intervals;
 pub mod ops;
 pub mod pipeline;
+pub mod replay;
 pub mod retry;
 pub mod seen;
 pub mod wfm;
