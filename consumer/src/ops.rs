@@ -339,10 +339,22 @@ pub fn export(cfg: &Config) -> Result<Vec<String>, OpsError> {
 
 /// `acd-bridge status --json`: lag per partition, DLQ depth by reason, the consumer's view.
 pub fn status(cfg: &Config) -> Result<Value, OpsError> {
-    let c = reader(cfg, &cfg.consumer.group_id)?;
+    // Agent-state forwarding commits what it delivered: the distance to the end is its lag. The
+    // interval group commits rebuild offsets on purpose (see `intervals`): the distance to the end
+    // is what a restart reads again, shown as the rebuild backlog, not as lag.
+    let intervals_group = crate::intervals::group_id(cfg);
+    let t = &cfg.topics;
+    let views: [(&str, &str, &str); 4] = [
+        (t.agent_state.as_str(), cfg.consumer.group_id.as_str(), "lag"),
+        (t.contact.as_str(), intervals_group.as_str(), "rebuild_backlog"),
+        (t.interval.as_str(), intervals_group.as_str(), "rebuild_backlog"),
+        (t.agent_activity.as_str(), intervals_group.as_str(), "rebuild_backlog"),
+    ];
     let mut partitions = Vec::new();
     let mut lag_total = 0;
-    for topic in cfg.topics.inputs() {
+    let mut rebuild_total = 0;
+    for (topic, group, kind) in views {
+        let c = reader(cfg, group)?;
         let Ok(md) = c.fetch_metadata(Some(topic), TIMEOUT) else { continue };
         let mut tpl = TopicPartitionList::new();
         for t in md.topics().iter().filter(|t| t.error().is_none()) {
@@ -360,10 +372,14 @@ pub fn status(cfg: &Config) -> Result<Value, OpsError> {
                 Offset::Offset(o) => Some(o),
                 _ => None,
             };
-            let lag = hi - next.unwrap_or(lo);
-            lag_total += lag;
-            partitions.push(json!({"topic": topic, "partition": e.partition(), "committed": next,
-                "high_watermark": hi, "lag": lag}));
+            let behind = hi - next.unwrap_or(lo);
+            if kind == "lag" {
+                lag_total += behind;
+            } else {
+                rebuild_total += behind;
+            }
+            partitions.push(json!({"topic": topic, "group": group, "partition": e.partition(), "committed": next,
+                "high_watermark": hi, kind: behind}));
         }
     }
     let mut dlq_by_reason: BTreeMap<String, u64> = BTreeMap::new();
@@ -376,6 +392,7 @@ pub fn status(cfg: &Config) -> Result<Value, OpsError> {
     Ok(json!({
         "group_id": cfg.consumer.group_id,
         "lag_total": lag_total,
+        "rebuild_backlog_total": rebuild_total,
         "partitions": partitions,
         "dlq_depth": letters.len(),
         "dlq_by_reason": dlq_by_reason,
@@ -393,16 +410,26 @@ fn fetch_json(url: &str) -> Option<Value> {
 
 /// `acd-bridge status` as text.
 pub fn status_text(v: &Value) -> String {
-    let mut out = format!("consumer group {}: total lag {}\n", v["group_id"].as_str().unwrap_or(""), v["lag_total"]);
-    out.push_str(&format!("  {:<40} {:>9} {:>12} {:>12} {:>10}\n", "topic", "partition", "committed", "end", "lag"));
+    let mut out = format!(
+        "consumer group {}: total lag {} (interval books re-read {} records on a restart)\n",
+        v["group_id"].as_str().unwrap_or(""),
+        v["lag_total"],
+        v["rebuild_backlog_total"]
+    );
+    out.push_str(&format!(
+        "  {:<40} {:>9} {:>12} {:>12} {:>16}\n",
+        "topic", "partition", "committed", "end", "lag / re-read"
+    ));
     for p in v["partitions"].as_array().into_iter().flatten() {
+        let behind = p.get("lag").or(p.get("rebuild_backlog")).cloned().unwrap_or_default();
+        let tag = if p.get("lag").is_some() { "lag" } else { "re-read" };
         out.push_str(&format!(
-            "  {:<40} {:>9} {:>12} {:>12} {:>10}\n",
+            "  {:<40} {:>9} {:>12} {:>12} {:>8} {tag}\n",
             p["topic"].as_str().unwrap_or(""),
             p["partition"],
             p["committed"].as_i64().map_or("-".to_string(), |o| o.to_string()),
             p["high_watermark"],
-            p["lag"]
+            behind
         ));
     }
     out.push_str(&format!("dead letters: {}", v["dlq_depth"]));
