@@ -227,8 +227,12 @@ async fn simulate(
     base: &str,
     wfm: &acd_wfm_sim::Running,
 ) -> anyhow::Result<Sent> {
-    let start = (now_millis() / 60_000) * 60_000 - args.minutes as i64 * 60_000;
-    let end = start + args.minutes as i64 * 60_000;
+    // The simulated window ends on an interval boundary more than the grace period ago, so that
+    // every interval it touches is closed (by the idle rule) when the demo checks them.
+    let length = Config::default().interval.minutes as i64 * 60_000;
+    let grace = Config::default().interval.grace_seconds as i64 * 1000;
+    let end = (now_millis() - grace - 10_000).div_euclid(length) * length;
+    let start = end - args.minutes as i64 * 60_000;
     let mut sim = Simulator::new("demo", args.agents, args.queues, args.seed, start);
     let mut rng = rand::rngs::StdRng::seed_from_u64(args.seed ^ 0x5eed);
     let began = Instant::now();

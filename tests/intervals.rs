@@ -737,6 +737,8 @@ fn a_group_rewound_to_the_start_recomputes_and_sends_nothing_again() {
         (v["lag_total"] == 0).then_some(v)
     });
     assert_eq!(status["dlq_depth"], 0);
+    let m = http().get(format!("http://127.0.0.1:{admin}/metrics")).send().unwrap().text().unwrap();
+    assert!(m.contains("acd_consumer_lag "), "lag is in /metrics");
     // ... and the WFM receives nothing new: states are known to the dedup journal, reports to
     // their delivered hashes.
     let after = run.wfm();

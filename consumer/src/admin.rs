@@ -39,6 +39,10 @@ pub struct Board {
     pub dead_letters: u64,
     pub last_delivered_agent_state_utc: Option<String>,
     pub paused: bool,
+    /// Start of the latest interval delivered, per stream (intraday, agent-activity).
+    pub last_delivered_interval: std::collections::BTreeMap<String, String>,
+    /// Partitions whose interval books are open in this instance.
+    pub interval_partitions: usize,
 }
 
 /// The shared board.

@@ -134,6 +134,7 @@ pub struct Intervals {
     warned_both: std::collections::HashSet<String>,
     /// Hashes of reports delivered this round, written with one flush at the end of the round.
     delivered: Vec<crate::checkpoint::Write>,
+    board: crate::admin::SharedBoard,
 }
 
 /// The group of the interval pipeline.
@@ -146,6 +147,7 @@ impl Intervals {
     pub async fn new(
         cfg: Config,
         wfm: WfmClient,
+        board: crate::admin::SharedBoard,
         store: Checkpoints,
         agents: AgentMap,
         metrics: acd_core::metrics::Registry,
@@ -199,6 +201,7 @@ impl Intervals {
             fed_by_rows: Default::default(),
             warned_both: Default::default(),
             delivered: Vec::new(),
+            board,
             cfg,
         })
     }
@@ -227,6 +230,7 @@ impl Intervals {
             if settled {
                 self.commit(generation);
             }
+            self.board.lock().expect("board").interval_partitions = self.parts.len();
         }
         self.consumer.unsubscribe();
         Ok(())
@@ -649,6 +653,7 @@ impl Intervals {
         };
         if stored.as_deref() == Some(&hash[..]) {
             self.skipped.fetch_add(1, Ordering::Relaxed);
+            self.note_delivered(path, body);
             return Sent::Done;
         }
         let (wfm, attempts) = (self.wfm.clone(), self.cfg.wfm.max_attempts);
@@ -657,10 +662,27 @@ impl Intervals {
             Delivery::Done => {
                 self.reports.fetch_add(1, Ordering::Relaxed);
                 self.delivered.push((key, Some(hash)));
+                self.note_delivered(path, body);
                 Sent::Done
             }
             Delivery::DeadLetter(letter) => Sent::Refused(letter),
             Delivery::Abandoned => Sent::Abandoned,
+        }
+    }
+
+    /// Keeps the latest delivered interval per stream on the status board.
+    fn note_delivered(&self, path: &str, body: &[u8]) {
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Start {
+            start_date: String,
+        }
+        let Ok(Start { start_date }) = serde_json::from_slice::<Start>(body) else { return };
+        let stream = if path == self.wfm.paths().agent_activity { "agent-activity" } else { "intraday" };
+        let mut b = self.board.lock().expect("board");
+        let last = b.last_delivered_interval.entry(stream.to_string()).or_default();
+        if start_date > *last {
+            *last = start_date;
         }
     }
 

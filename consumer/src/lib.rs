@@ -73,7 +73,8 @@ pub async fn serve(
     let pipeline =
         pipeline::Pipeline::new(cfg.clone(), wfm.clone(), store.clone(), metrics.clone(), shutdown.clone()).await?;
     let intervals =
-        intervals::Intervals::new(cfg.clone(), wfm, store, agents, metrics.clone(), shutdown.clone()).await?;
+        intervals::Intervals::new(cfg.clone(), wfm, pipeline.board(), store, agents, metrics.clone(), shutdown.clone())
+            .await?;
     let admin = admin::spawn(listener, pipeline.board(), metrics, shutdown.clone());
     let interval_task = tokio::spawn(intervals.run());
     let result = pipeline.run().await;

@@ -450,5 +450,9 @@ pub fn status_text(v: &Value) -> String {
         )),
         None => out.push_str("consumer: admin API not answering (is `consume` running?)\n"),
     }
+    if let Some(m) = v["consumer"]["last_delivered_interval"].as_object().filter(|m| !m.is_empty()) {
+        let parts: Vec<String> = m.iter().map(|(k, s)| format!("{k} {}", s.as_str().unwrap_or(""))).collect();
+        out.push_str(&format!("last delivered interval: {}\n", parts.join(", ")));
+    }
     out
 }

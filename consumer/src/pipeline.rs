@@ -171,6 +171,8 @@ pub struct Pipeline {
     latency: Vec<Arc<AtomicU64>>,
     latency_count: Arc<AtomicU64>,
     latency_sum: Arc<AtomicU64>,
+    /// Total lag of the assigned agent-state partitions, for `/metrics`.
+    lag_gauge: Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl Pipeline {
@@ -228,6 +230,11 @@ impl Pipeline {
             latency_count: c("acd_agent_state_latency_ms_count", "Agent states with a measured latency"),
             latency_sum: c("acd_agent_state_latency_ms_sum", "Sum of measured latencies, ms"),
             latency,
+            lag_gauge: metrics.gauge(
+                "acd_consumer_lag",
+                "Records not yet forwarded on the assigned agent-state partitions",
+                &[],
+            ),
             cfg,
             consumer,
             generation,
@@ -249,7 +256,8 @@ impl Pipeline {
 
     /// Runs until shutdown; the round in progress is finished (or abandoned uncommitted).
     pub async fn run(mut self) -> Result<(), ConsumerError> {
-        let lag = spawn_lag_watch(self.consumer.clone(), self.board.clone(), self.shutdown.clone());
+        let lag =
+            spawn_lag_watch(self.consumer.clone(), self.board.clone(), self.lag_gauge.clone(), self.shutdown.clone());
         let max_round = self.cfg.wfm.agent_state_batch * 16;
         while !self.shutdown.is_cancelled() {
             let (generation, batch) = self.collect(max_round).await;
@@ -558,6 +566,7 @@ fn input_letter(m: &OwnedMessage, reason: &str, error: &str) -> DeadLetter {
 fn spawn_lag_watch(
     consumer: Arc<StreamConsumer<Ctx>>,
     board: SharedBoard,
+    gauge: Arc<std::sync::atomic::AtomicI64>,
     shutdown: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -591,6 +600,7 @@ fn spawn_lag_watch(
             {
                 let mut b = board.lock().expect("board");
                 b.lag_total = parts.iter().map(|p| p.lag).sum();
+                gauge.store(b.lag_total, Ordering::Relaxed);
                 b.partitions = parts;
             }
             tokio::select! {
