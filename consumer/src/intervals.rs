@@ -477,16 +477,8 @@ impl Intervals {
         agent_queue_report: Vec<acd_schemas::wfm::AgentQueueRow>,
         agent_system_performance_report: Vec<acd_schemas::wfm::AgentPerformanceRow>,
     ) -> Vec<u8> {
-        serde_json::to_vec(&IntradayReport {
-            acd_type: self.cfg.wfm.acd_type.clone(),
-            report_version: self.cfg.wfm.report_version.clone(),
-            start_date: format_millis(start),
-            end_date: format_millis(self.grid.end_of(start)),
-            status: "SUCCESS".into(),
-            status_reason: String::new(),
-            report_data: ReportData { queue_report, agent_queue_report, agent_system_performance_report },
-        })
-        .expect("report serialises")
+        let data = ReportData { queue_report, agent_queue_report, agent_system_performance_report };
+        intraday_body(&self.cfg, &self.grid, start, data)
     }
 
     /// Sends an interval's rows in requests of at most `max_rows_per_request`, a queue's rows
@@ -739,6 +731,20 @@ impl Waiter for IntervalWaiter<'_> {
     fn settled(&mut self) {
         self.pipeline.resume();
     }
+}
+
+/// The intraday request body for one interval's rows.
+pub fn intraday_body(cfg: &Config, grid: &Grid, start: Millis, report_data: ReportData) -> Vec<u8> {
+    serde_json::to_vec(&IntradayReport {
+        acd_type: cfg.wfm.acd_type.clone(),
+        report_version: cfg.wfm.report_version.clone(),
+        start_date: format_millis(start),
+        end_date: format_millis(grid.end_of(start)),
+        status: "SUCCESS".into(),
+        status_reason: String::new(),
+        report_data,
+    })
+    .expect("report serialises")
 }
 
 /// Reads `[agents] map_file`, if set.

@@ -16,13 +16,14 @@ use acd_interval::queues::{QueueBook, QueueSettings};
 use acd_interval::sla::Formula;
 use acd_interval::Grid;
 use acd_schemas::time::{format_millis, Millis};
-use acd_schemas::wfm::{AgentActivityReport, AgentStateJson, AgentStateList, IntradayReport, ReportData};
+use acd_schemas::wfm::{AgentActivityReport, AgentStateJson, AgentStateList, ReportData};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 
 use crate::delivery::{deliver, Delivery, Waiter};
+use crate::intervals::intraday_body as intraday;
 use crate::ops::OpsError;
 
 /// What to replay.
@@ -233,7 +234,12 @@ pub async fn replay(
             results.push(
                 send(
                     cfg.wfm.paths.intraday.clone(),
-                    intraday(cfg, &grid, start, q, a, Vec::new()),
+                    intraday(
+                        cfg,
+                        &grid,
+                        start,
+                        ReportData { queue_report: q, agent_queue_report: a, ..ReportData::default() },
+                    ),
                     format!("intraday {}", format_millis(start)),
                 )
                 .await,
@@ -243,7 +249,12 @@ pub async fn replay(
             results.push(
                 send(
                     cfg.wfm.paths.intraday.clone(),
-                    intraday(cfg, &grid, start, Vec::new(), Vec::new(), chunk.to_vec()),
+                    intraday(
+                        cfg,
+                        &grid,
+                        start,
+                        ReportData { agent_system_performance_report: chunk.to_vec(), ..ReportData::default() },
+                    ),
                     format!("agent rows {}", format_millis(start)),
                 )
                 .await,
@@ -281,24 +292,4 @@ pub async fn replay(
     summary.requests_sent = results.iter().filter(|ok| **ok).count();
     summary.requests_refused = results.iter().filter(|ok| !**ok).count();
     Ok(summary)
-}
-
-fn intraday(
-    cfg: &Config,
-    grid: &Grid,
-    start: Millis,
-    queue_report: Vec<acd_schemas::wfm::QueueRow>,
-    agent_queue_report: Vec<acd_schemas::wfm::AgentQueueRow>,
-    agent_system_performance_report: Vec<acd_schemas::wfm::AgentPerformanceRow>,
-) -> Vec<u8> {
-    serde_json::to_vec(&IntradayReport {
-        acd_type: cfg.wfm.acd_type.clone(),
-        report_version: cfg.wfm.report_version.clone(),
-        start_date: format_millis(start),
-        end_date: format_millis(grid.end_of(start)),
-        status: "SUCCESS".into(),
-        status_reason: String::new(),
-        report_data: ReportData { queue_report, agent_queue_report, agent_system_performance_report },
-    })
-    .expect("report")
 }
