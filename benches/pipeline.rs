@@ -160,6 +160,17 @@ fn bench_ingest() {
     );
 }
 
+/// Starts wfm-sim, then `consume`; returns both and the instant `consume` was started.
+fn wfm_and_consumer(setup: &Setup) -> (Proc, Proc, Instant) {
+    let listen = format!("127.0.0.1:{}", setup.wfm_port);
+    let wfm = Proc::start("wfm-sim", &["wfm-sim", "--listen", &listen], &setup.scratch.0);
+    wait_ok(&setup.wfm("/sim/state"), Duration::from_secs(30));
+    let cfg = setup.config("");
+    let t = Instant::now();
+    let consume = Proc::start("consume", &["consume", "--config", cfg.to_str().unwrap()], &setup.scratch.0);
+    (wfm, consume, t)
+}
+
 /// A fast producer for pre-filling topics.
 fn fill_producer(brokers: &str) -> ThreadedProducer<DefaultProducerContext> {
     rdkafka::ClientConfig::new()
@@ -200,12 +211,7 @@ fn bench_consume() {
     create_topic(&setup.brokers, &topic, 6);
     prefill(&setup.brokers, &topic, n);
     let kcat = kcat_consume(&setup.brokers, &topic, n);
-    let listen = format!("127.0.0.1:{}", setup.wfm_port);
-    let _wfm = Proc::start("wfm-sim", &["wfm-sim", "--listen", &listen], &setup.scratch.0);
-    wait_ok(&setup.wfm("/sim/state"), Duration::from_secs(30));
-    let cfg = setup.config("");
-    let t = Instant::now();
-    let _c = Proc::start("consume", &["consume", "--config", cfg.to_str().unwrap()], &setup.scratch.0);
+    let (_wfm, _c, t) = wfm_and_consumer(&setup);
     let c = http();
     let mut first: Option<f64> = None;
     poll("the consumer to deliver everything", Duration::from_secs(1800), || {
@@ -364,12 +370,7 @@ fn bench_contacts() {
     }
     producer.flush(Duration::from_secs(120)).unwrap();
     let kcat = kcat_consume(&setup.brokers, &topic, n);
-    let listen = format!("127.0.0.1:{}", setup.wfm_port);
-    let _wfm = Proc::start("wfm-sim", &["wfm-sim", "--listen", &listen], &setup.scratch.0);
-    wait_ok(&setup.wfm("/sim/state"), Duration::from_secs(30));
-    let cfg = setup.config("");
-    let t = Instant::now();
-    let c = Proc::start("consume", &["consume", "--config", cfg.to_str().unwrap()], &setup.scratch.0);
+    let (_wfm, c, t) = wfm_and_consumer(&setup);
     let client = http();
     let read = |client: &reqwest::blocking::Client| -> Option<u64> {
         let m = client.get(setup.admin("/metrics")).send().ok()?.text().ok()?;

@@ -225,40 +225,24 @@ pub async fn replay(
         }
     };
     let mut results = Vec::new();
+    let post_intraday = |start: Millis, data: ReportData, what: &str| {
+        send(
+            cfg.wfm.paths.intraday.clone(),
+            intraday(cfg, &grid, start, data),
+            format!("{what} {}", format_millis(start)),
+        )
+    };
     for (start, data) in queue_reports {
         let aq = data.agent_queue_report;
-        let perf = data.agent_system_performance_report;
         for chunk in data.queue_report.chunks(max) {
             let q = chunk.to_vec();
             let a: Vec<_> = aq.iter().filter(|r| q.iter().any(|x| x.queue_value == r.queue_value)).cloned().collect();
-            results.push(
-                send(
-                    cfg.wfm.paths.intraday.clone(),
-                    intraday(
-                        cfg,
-                        &grid,
-                        start,
-                        ReportData { queue_report: q, agent_queue_report: a, ..ReportData::default() },
-                    ),
-                    format!("intraday {}", format_millis(start)),
-                )
-                .await,
-            );
+            let rows = ReportData { queue_report: q, agent_queue_report: a, ..ReportData::default() };
+            results.push(post_intraday(start, rows, "intraday").await);
         }
-        for chunk in perf.chunks(max) {
-            results.push(
-                send(
-                    cfg.wfm.paths.intraday.clone(),
-                    intraday(
-                        cfg,
-                        &grid,
-                        start,
-                        ReportData { agent_system_performance_report: chunk.to_vec(), ..ReportData::default() },
-                    ),
-                    format!("agent rows {}", format_millis(start)),
-                )
-                .await,
-            );
+        for chunk in data.agent_system_performance_report.chunks(max) {
+            let rows = ReportData { agent_system_performance_report: chunk.to_vec(), ..ReportData::default() };
+            results.push(post_intraday(start, rows, "agent rows").await);
         }
     }
     for (start, lists) in agent_reports {

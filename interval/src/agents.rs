@@ -10,7 +10,7 @@ use acd_schemas::wfm::{ActivityJson, AgentActivityEntry, AgentPerformanceRow};
 
 use crate::agent_map::AgentMap;
 use crate::categories::{Categories, Category};
-use crate::grid::{round_seconds, Grid};
+use crate::grid::{round_seconds, Closing, Grid};
 use crate::Admit;
 
 /// One interval's agent rows and activity lists.
@@ -38,9 +38,8 @@ pub struct AgentBook {
     timelines: HashMap<String, Timeline>,
     high: Option<Millis>,
     first_interval: Option<Millis>,
-    /// Every interval starting before this was returned by [`AgentBook::close`].
-    closed_until: Option<Millis>,
-    dirty: BTreeSet<Millis>,
+    /// Which intervals [`AgentBook::close`] returned, and which late states changed since.
+    closing: Closing,
     /// What was returned for each closed interval: agents with a row, agents with a list; so a
     /// recomputation that no longer produces them can overwrite them.
     sent: BTreeMap<Millis, (BTreeSet<String>, BTreeSet<String>)>,
@@ -56,8 +55,7 @@ impl AgentBook {
             timelines: HashMap::new(),
             high: None,
             first_interval: None,
-            closed_until: None,
-            dirty: BTreeSet::new(),
+            closing: Closing::default(),
             sent: BTreeMap::new(),
         }
     }
@@ -82,11 +80,11 @@ impl AgentBook {
         let next = line.states.range(s.event_utc_time + 1..).next().map(|(t, _)| *t);
         self.high = Some(self.high.map_or(s.event_utc_time, |h| h.max(s.event_utc_time)));
         self.first_interval = Some(self.first_interval.map_or(start, |f| f.min(start)));
-        if let Some(until) = self.closed_until.filter(|u| start < *u) {
+        if let Some(until) = self.closing.closed_until().filter(|u| start < *u) {
             let last = next.map_or(until - grid.length, |n| grid.start_of(n).min(until - grid.length));
             let mut i = start;
             while i <= last {
-                self.dirty.insert(i);
+                self.closing.reopen(i);
                 i += grid.length;
             }
         }
@@ -98,24 +96,8 @@ impl AgentBook {
     pub fn close(&mut self, idle_for: Millis, now: Millis) -> Vec<AgentReport> {
         let open_from = self.grid.open_from(self.high, idle_for, now);
         let Some(first) = self.first_interval else { return Vec::new() };
-        let mut out = Vec::new();
-        let mut s = self.closed_until.unwrap_or(first).max(first);
-        let mut dirty = std::mem::take(&mut self.dirty);
-        while s < open_from {
-            dirty.remove(&s);
-            if let Some(r) = self.report(s) {
-                out.push(r);
-            }
-            s += self.grid.length;
-        }
-        if open_from > self.closed_until.unwrap_or(Millis::MIN) {
-            self.closed_until = Some(open_from.max(first));
-        }
-        for s in dirty {
-            if let Some(r) = self.report(s) {
-                out.push(r);
-            }
-        }
+        let due = self.closing.due(first, open_from, self.grid.length);
+        let out = due.into_iter().filter_map(|s| self.report(s)).collect();
         self.prune();
         out
     }
@@ -217,7 +199,7 @@ impl AgentBook {
     fn prune(&mut self) {
         let Some(high) = self.high else { return };
         let horizon = self.grid.start_of(high - self.grid.max_lateness) - self.grid.length;
-        let horizon = horizon.min(self.closed_until.unwrap_or(Millis::MIN));
+        let horizon = horizon.min(self.closing.closed_until().unwrap_or(Millis::MIN));
         for line in self.timelines.values_mut() {
             while line.states.len() > 1 {
                 let mut it = line.states.keys();

@@ -48,6 +48,51 @@ impl Grid {
     }
 }
 
+/// Which intervals a book has returned, and which of those late events changed since: the
+/// closing bookkeeping every book shares.
+#[derive(Debug, Clone, Default)]
+pub struct Closing {
+    /// Every interval starting before this was returned.
+    closed_until: Option<Millis>,
+    /// Returned intervals changed since by late events.
+    dirty: std::collections::BTreeSet<Millis>,
+}
+
+impl Closing {
+    /// Where returned intervals end: every interval starting before it was returned.
+    pub fn closed_until(&self) -> Option<Millis> {
+        self.closed_until
+    }
+
+    /// True when the interval starting at `start` was returned already.
+    pub fn is_closed(&self, start: Millis) -> bool {
+        self.closed_until.is_some_and(|until| start < until)
+    }
+
+    /// Marks a returned interval for recomputation.
+    pub fn reopen(&mut self, start: Millis) {
+        self.dirty.insert(start);
+    }
+
+    /// The interval starts to (re)compute now: those closed since the last call, in order, from
+    /// `first` (the book's earliest interval) up to `open_from`, then those reopened.
+    pub fn due(&mut self, first: Millis, open_from: Millis, length: Millis) -> Vec<Millis> {
+        let mut dirty = std::mem::take(&mut self.dirty);
+        let mut out = Vec::new();
+        let mut s = self.closed_until.unwrap_or(first).max(first);
+        while s < open_from {
+            dirty.remove(&s);
+            out.push(s);
+            s += length;
+        }
+        if open_from > self.closed_until.unwrap_or(Millis::MIN) {
+            self.closed_until = Some(open_from.max(first));
+        }
+        out.extend(dirty);
+        out
+    }
+}
+
 /// Milliseconds to whole seconds, half away from zero.
 pub fn round_seconds(ms: Millis) -> i64 {
     if ms >= 0 {

@@ -1,13 +1,13 @@
 //! Contacts into queue rows and agent-per-queue rows (When Contact Ended): a contact counts wholly
 //! in the interval of its `endedUtc`. One [`QueueBook`] serves one contact partition.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 
 use acd_schemas::records::{Contact, Outcome, Party};
 use acd_schemas::time::Millis;
 use acd_schemas::wfm::{AgentQueueRow, QueueRow};
 
-use crate::grid::Grid;
+use crate::grid::{Closing, Grid};
 use crate::sla::Formula;
 use crate::Admit;
 
@@ -82,10 +82,8 @@ pub struct QueueBook {
     agent_cells: BTreeMap<(Millis, String, String), AgentCell>,
     /// The highest endedUtc seen.
     high: Option<Millis>,
-    /// Every interval starting before this was returned by [`QueueBook::close`].
-    closed_until: Option<Millis>,
-    /// Returned intervals changed since by late contacts.
-    dirty: BTreeSet<Millis>,
+    /// Which intervals [`QueueBook::close`] returned, and which late contacts changed since.
+    closing: Closing,
     /// The horizon of the last prune: pruning again before it moves finds nothing.
     pruned_at: Millis,
 }
@@ -118,8 +116,7 @@ impl QueueBook {
             cells: BTreeMap::new(),
             agent_cells: BTreeMap::new(),
             high: None,
-            closed_until: None,
-            dirty: BTreeSet::new(),
+            closing: Closing::default(),
             pruned_at: Millis::MIN,
         }
     }
@@ -142,8 +139,8 @@ impl QueueBook {
         }
         self.counted.insert(key, c.ended_utc);
         self.high = Some(self.high.map_or(c.ended_utc, |h| h.max(c.ended_utc)));
-        if self.closed_until.is_some_and(|until| start < until) {
-            self.dirty.insert(start);
+        if self.closing.is_closed(start) {
+            self.closing.reopen(start);
         }
 
         if !self.queues.contains_key(&c.queue_value) {
@@ -224,24 +221,7 @@ impl QueueBook {
         let Some(first) = self.queues.values().map(|q| q.first_interval).min() else {
             return Vec::new();
         };
-        let mut out = Vec::new();
-        let mut s = self.closed_until.unwrap_or(first).max(first);
-        let mut dirty: BTreeSet<Millis> = std::mem::take(&mut self.dirty);
-        while s < open_from {
-            dirty.remove(&s);
-            if let Some(r) = self.report(s) {
-                out.push(r);
-            }
-            s += grid.length;
-        }
-        if open_from > self.closed_until.unwrap_or(Millis::MIN) {
-            self.closed_until = Some(open_from.max(first));
-        }
-        for s in dirty {
-            if let Some(r) = self.report(s) {
-                out.push(r);
-            }
-        }
+        let out = self.closing.due(first, open_from, grid.length).into_iter().filter_map(|s| self.report(s)).collect();
         self.prune();
         out
     }
@@ -318,7 +298,7 @@ impl QueueBook {
         let Some(high) = self.high else { return };
         let grid = self.settings.grid;
         let horizon = grid.start_of(high - grid.max_lateness) - grid.length;
-        if let Some(closed) = self.closed_until {
+        if let Some(closed) = self.closing.closed_until() {
             let horizon = horizon.min(closed);
             // Cells and keys are pruned together: when the oldest cell is inside the horizon, so
             // is every key, and a walk over a million keys would find nothing.
