@@ -280,7 +280,7 @@ fn wfm_503_bursts_and_timeouts_are_retried() {
 }
 
 #[test]
-fn records_of_an_older_schema_and_undecodable_ones() {
+fn records_of_an_older_schema_and_unusable_ones() {
     use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
     let stack = Stack::start("states-schema", &[], "");
     let topic = stack.setup.topic("acd.agent-state.v1");
@@ -300,53 +300,96 @@ fn records_of_an_older_schema_and_undecodable_ones() {
     v1.extend(apache_avro::to_avro_datum(&schema, rec).unwrap());
     let producer: ThreadedProducer<DefaultProducerContext> =
         rdkafka::ClientConfig::new().set("bootstrap.servers", &stack.setup.brokers).create().unwrap();
-    producer.send(BaseRecord::to(&topic).key("east/bad").payload(&b"\x00garbage"[..])).unwrap();
+    // Valid Avro that the ingest API would have refused: an empty loginId, a negative talk time.
+    let codec = acd_schemas::Codec::default();
+    let nameless = acd_schemas::records::AgentState {
+        acd_id: "east".into(),
+        login_id: String::new(),
+        event_code: "AVAIL".into(),
+        reason_code: String::new(),
+        event_utc_time: 1_714_000_000_000,
+        received_utc: None,
+    };
+    let mut contact: acd_schemas::records::Contact = serde_json::from_value(serde_json::json!({
+        "acdId": "east", "contactId": "c-neg", "queueValue": "q-neg", "queueName": "", "isOutbound": false,
+        "outcome": "HANDLED", "arrivedUtc": 1_714_000_000_000i64, "endedUtc": 1_714_000_060_000i64,
+        "queueDelaySec": 1.0, "talkSec": 1.0, "holdSec": 0.0, "workSec": 0.0, "agentValue": "a-1",
+        "agentId": null, "party": null, "receivedUtc": null
+    }))
+    .unwrap();
+    contact.talk_sec = -30.0;
+    let contact_bytes = codec.encode(acd_schemas::Stream::Contact, &contact).unwrap();
+    let contact_topic = stack.setup.topic("acd.contact.v1");
+    producer.send(BaseRecord::to(&topic).partition(0).key("east/bad").payload(&b"\x00garbage"[..])).unwrap();
+    producer.send(BaseRecord::to(&topic).partition(0).key("east/").payload(&codec.encode_agent_state(&nameless))).unwrap();
+    producer.send(BaseRecord::to(&contact_topic).key("east/q-neg").payload(&contact_bytes)).unwrap();
     producer.send(BaseRecord::to(&topic).key("east/old-agent").payload(&v1)).unwrap();
     producer.flush(Duration::from_secs(10)).unwrap();
     poll("the v1 record at the WFM", Duration::from_secs(60), || {
         stack.received().iter().any(|(k, _, _)| k == "east/old-agent").then_some(())
     });
-    let dlq = poll("the undecodable record in the DLQ", Duration::from_secs(30), || {
+    let dlq = poll("three unusable records in the DLQ", Duration::from_secs(30), || {
         let d = read_topic(&stack.setup.brokers, &stack.setup.topic("wfm.dlq.v1"));
-        (!d.is_empty()).then_some(d)
+        (d.len() >= 3).then_some(d)
     });
-    assert_eq!(dlq.len(), 1);
-    let (key, value, headers, ..) = &dlq[0];
-    assert_eq!(key.as_deref(), Some("east/bad"));
+    assert_eq!(dlq.len(), 3, "each unusable record dead-lettered once");
+    let by_key: BTreeMap<String, (Vec<u8>, BTreeMap<String, String>)> = dlq
+        .iter()
+        .map(|(key, value, headers, ..)| {
+            (key.clone().unwrap_or_default(), (value.clone(), headers.iter().cloned().collect()))
+        })
+        .collect();
+    let (value, h) = &by_key["east/bad"];
     assert_eq!(value, b"\x00garbage");
-    let h: BTreeMap<_, _> = headers.iter().cloned().collect();
     assert_eq!(h["dlq.reason"], "undecodable");
     assert_eq!(h["dlq.kind"], "input");
     assert_eq!(h["dlq.source.topic"], topic);
-    assert!(h.contains_key("dlq.source.partition") && h.contains_key("dlq.source.offset"));
+    assert_eq!(h["dlq.source.offset"], "0");
+    assert_eq!(h["dlq.source.partition"], "0");
+    let (value, h) = &by_key["east/"];
+    assert_eq!(value, &codec.encode_agent_state(&nameless), "the original bytes");
+    assert_eq!((h["dlq.reason"].as_str(), h["dlq.kind"].as_str()), ("invalid", "input"));
+    assert!(h["dlq.error"].starts_with("loginId:"), "{h:?}");
+    assert_eq!(h["dlq.source.offset"], "1");
+    let (value, h) = &by_key["east/q-neg"];
+    assert_eq!(value, &contact_bytes);
+    assert_eq!(h["dlq.reason"], "invalid");
+    assert!(h["dlq.error"].starts_with("talkSec:"), "{h:?}");
+    assert_eq!(h["dlq.source.topic"], contact_topic);
+    assert!(
+        !stack.received().iter().any(|(k, _, _)| k == "east/"),
+        "an invalid state is not forwarded"
+    );
 
-    // The operator's view of the same dead letter.
+    // The operator's view of the same dead letters.
     let cfg = stack.cfg.to_str().unwrap();
     let run = |args: &[&str]| {
         let out = std::process::Command::new(BIN).args(args).output().unwrap();
         assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap()
     };
-    let listed = run(&["dlq", "list", "--config", cfg, "--json"]);
+    let listed = run(&["dlq", "list", "--config", cfg, "--reason", "undecodable", "--json"]);
     let lines: Vec<Value> = listed.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 1, "{listed}");
     assert_eq!(lines[0]["headers"]["dlq.reason"], "undecodable");
-    assert_eq!(lines[0]["offset"], 0);
     assert!(lines[0]["base64"].is_string(), "a body that is not JSON is shown as base64");
+    let undecodable_offset = lines[0]["offset"].to_string();
+    assert_eq!(run(&["dlq", "list", "--config", cfg, "--reason", "invalid", "--json"]).lines().count(), 2);
     assert_eq!(run(&["dlq", "list", "--config", cfg, "--reason", "wfm-rejected", "--json"]).trim(), "");
     let table = run(&["dlq", "list", "--config", cfg]);
-    assert!(table.contains("undecodable") && table.contains("1 dead letter(s)"), "{table}");
-    let shown = run(&["dlq", "show", "0", "--config", cfg]);
+    assert!(table.contains("undecodable") && table.contains("3 dead letter(s)"), "{table}");
+    let shown = run(&["dlq", "show", &undecodable_offset, "--config", cfg]);
     assert!(shown.contains(&format!("dlq.source.topic: {topic}")), "{shown}");
-    assert_eq!(run(&["dlq", "export", "--config", cfg]).lines().count(), 1);
+    assert_eq!(run(&["dlq", "export", "--config", cfg]).lines().count(), 3);
     let bad = std::process::Command::new(BIN).args(["dlq", "show", "7", "--config", cfg]).output().unwrap();
     assert_eq!(bad.status.code(), Some(2));
     let status = poll("status to show no lag", Duration::from_secs(60), || {
         let v: Value = serde_json::from_str(&run(&["status", "--config", cfg, "--json"])).ok()?;
         (v["lag_total"] == 0 && v["consumer"].is_object()).then_some(v)
     });
-    assert_eq!(status["dlq_depth"], 1);
+    assert_eq!(status["dlq_depth"], 3);
     assert_eq!(status["dlq_by_reason"]["undecodable"], 1);
+    assert_eq!(status["dlq_by_reason"]["invalid"], 2);
     let text = run(&["status", "--config", cfg]);
     assert!(text.contains("total lag 0") && text.contains("undecodable 1"), "{text}");
 }

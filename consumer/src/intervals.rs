@@ -27,7 +27,8 @@ use acd_interval::{Admit, Grid};
 use acd_schemas::records::{AgentActivity, IntervalRow};
 use acd_schemas::time::{format_millis, now_millis, Millis};
 use acd_schemas::wfm::{ActivityJson, AgentActivityEntry, AgentActivityReport, IntradayReport, ReportData};
-use acd_schemas::{Codec, Stream};
+use acd_schemas::check::{self, Invalid};
+use acd_schemas::{Codec, CodecError, Stream};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::{Offset, TopicPartitionList};
@@ -346,8 +347,12 @@ impl Intervals {
         let payload = m.payload().unwrap_or_default();
         let stream = self.stream_of(m.topic());
         let grid = self.grid;
+        let minutes = (grid.length / 60_000) as u32;
         let admit = match stream {
-            Stream::Contact => match self.codec.decode_contact(payload) {
+            Stream::Contact => match self.codec.decode_contact(payload).map_err(undecodable).and_then(|c| {
+                check::contact(&c).map_err(invalid)?;
+                Ok(c)
+            }) {
                 Ok(c) => {
                     self.fed(&c.queue_value, false);
                     let part = self.part(stream, partition);
@@ -360,9 +365,12 @@ impl Intervals {
                     }
                     Ok(admit)
                 }
-                Err(e) => Err(e.to_string()),
+                Err(e) => Err(e),
             },
-            Stream::AgentState => match self.codec.decode_agent_state(payload) {
+            Stream::AgentState => match self.codec.decode_agent_state(payload).map_err(undecodable).and_then(|s| {
+                check::agent_state(&s).map_err(invalid)?;
+                Ok(s)
+            }) {
                 Ok(s) => {
                     let logged_out = self.categories.of(&s.event_code) == Category::LoggedOut;
                     let part = self.part(stream, partition);
@@ -374,9 +382,12 @@ impl Intervals {
                     }
                     Ok(admit)
                 }
-                Err(e) => Err(e.to_string()),
+                Err(e) => Err(e),
             },
-            Stream::Interval => match self.codec.decode::<IntervalRow>(stream, payload) {
+            Stream::Interval => match self.codec.decode::<IntervalRow>(stream, payload).map_err(undecodable).and_then(|r| {
+                check::interval_row(&r, minutes).map_err(invalid)?;
+                Ok(r)
+            }) {
                 Ok(row) => {
                     let queue =
                         row.queue.as_ref().map(|q| &q.queue_value).or(row.agent_queue.as_ref().map(|q| &q.queue_value));
@@ -394,15 +405,18 @@ impl Intervals {
                     }
                     Ok(Admit::Counted)
                 }
-                Err(e) => Err(e.to_string()),
+                Err(e) => Err(e),
             },
-            _ => match self.codec.decode::<AgentActivity>(stream, payload) {
+            _ => match self.codec.decode::<AgentActivity>(stream, payload).map_err(undecodable).and_then(|a| {
+                check::agent_activity(&a, minutes).map_err(invalid)?;
+                Ok(a)
+            }) {
                 Ok(a) => {
                     self.part(stream, partition);
                     self.deliver_activity_record(&a).await;
                     Ok(Admit::Counted)
                 }
-                Err(e) => Err(e.to_string()),
+                Err(e) => Err(e),
             },
         };
         let part = self.part(stream, partition);
@@ -410,9 +424,9 @@ impl Intervals {
         part.last_record = now;
         match admit {
             Ok(Admit::TooLate) => self.input_letter(m, "too-late", "event older than max_lateness_hours").await,
-            // An unreadable agent state is dead-lettered once, by the forwarding pipeline.
+            // An unusable agent state is dead-lettered once, by the forwarding pipeline.
             Err(_) if stream == Stream::AgentState => {}
-            Err(e) => self.input_letter(m, "undecodable", &e).await,
+            Err((reason, e)) => self.input_letter(m, reason, &e).await,
             Ok(_) => {}
         }
     }
@@ -756,4 +770,15 @@ pub fn load_agent_map(cfg: &Config) -> Result<AgentMap, ConsumerError> {
         ConsumerError::Refused(format!("configuration: agents.map_file: cannot read {}: {e}", cfg.agents.map_file))
     })?;
     AgentMap::parse(&text).map_err(|e| ConsumerError::Refused(format!("configuration: agents.map_file: {e}")))
+}
+
+/// Why an input record cannot be used: the dead-letter reason and the error.
+type Unusable = (&'static str, String);
+
+fn undecodable(e: CodecError) -> Unusable {
+    ("undecodable", e.to_string())
+}
+
+fn invalid(e: Invalid) -> Unusable {
+    ("invalid", e.to_string())
 }

@@ -42,8 +42,8 @@ use crate::ConsumerError;
 /// Latency buckets (milliseconds) from producer receipt to WFM acceptance.
 const LATENCY_BUCKETS: [u64; 12] = [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 60000];
 
-/// A record as polled: decoded on the spot, or kept whole for the slow path (a schema to fetch
-/// from the registry, or a dead letter).
+/// A record as polled: decoded and checked on the spot, or kept whole for the slow path (a schema
+/// to fetch from the registry, or a dead letter).
 enum Polled {
     State { partition: i32, offset: i64, state: AgentState },
     Raw(OwnedMessage),
@@ -343,7 +343,16 @@ impl Pipeline {
             let state = match p {
                 Polled::State { state, .. } => state,
                 Polled::Raw(m) => match self.decode(m.payload().unwrap_or_default()).await {
-                    Ok(s) => s,
+                    Ok(s) => match acd_schemas::check::agent_state(&s) {
+                        Ok(()) => s,
+                        Err(e) => {
+                            let letter = input_letter(&m, "invalid", &e.to_string());
+                            self.dlq.send(&letter).await;
+                            self.dead.fetch_add(1, Ordering::Relaxed);
+                            tracing::warn!(topic = m.topic(), partition, offset, error = %e, "invalid record dead-lettered");
+                            continue;
+                        }
+                    },
                     Err(e) => {
                         let letter = input_letter(&m, "undecodable", &e.to_string());
                         self.dlq.send(&letter).await;
@@ -510,8 +519,10 @@ impl Waiter for PollingWaiter<'_> {
 /// Decodes a polled record on the spot when it can (the common case, no copy of the bytes).
 fn polled(codec: &Codec, m: &rdkafka::message::BorrowedMessage<'_>) -> Polled {
     match codec.decode_agent_state(m.payload().unwrap_or_default()) {
-        Ok(state) => Polled::State { partition: m.partition(), offset: m.offset(), state },
-        Err(_) => Polled::Raw(m.detach()),
+        Ok(state) if acd_schemas::check::agent_state(&state).is_ok() => {
+            Polled::State { partition: m.partition(), offset: m.offset(), state }
+        }
+        _ => Polled::Raw(m.detach()),
     }
 }
 

@@ -149,7 +149,8 @@ pub async fn replay(
         };
         let mut books: HashMap<i32, QueueBook> = HashMap::new();
         for (partition, _, bytes) in &records {
-            if let Ok(c) = codec.decode_contact(bytes) {
+            // Unusable records were dead-lettered by `consume`; replay counts what it counted.
+            if let Some(c) = codec.decode_contact(bytes).ok().filter(|c| acd_schemas::check::contact(c).is_ok()) {
                 books.entry(*partition).or_insert_with(|| QueueBook::new(settings)).add(&c);
             }
         }
@@ -170,7 +171,10 @@ pub async fn replay(
         let mut books: HashMap<i32, AgentBook> = HashMap::new();
         let mut seen = std::collections::HashSet::new();
         for (partition, offset, bytes) in &records {
-            let Ok(s) = codec.decode_agent_state(bytes) else { continue };
+            let Some(s) = codec.decode_agent_state(bytes).ok().filter(|s| acd_schemas::check::agent_state(s).is_ok())
+            else {
+                continue;
+            };
             if wants("agent-states")
                 && s.event_utc_time >= opts.from
                 && s.event_utc_time < opts.to

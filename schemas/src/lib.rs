@@ -7,12 +7,14 @@
 //! - [`codec`]: Avro single-object encoding and the Confluent wire format, one decoder for both,
 //!   with schema resolution so that records written by an older schema version still decode.
 //! - [`records`]: the typed Kafka records, one per topic, mirroring the `.avsc` files.
+//! - [`check`]: the ingest rules applied to records read back from Kafka.
 //! - [`ingest`] and [`wfm`]: the JSON bodies of the push-ingest API and of the WFM API.
 //! - [`time`]: UTC millisecond timestamps and their one text form.
 //!
 //! This crate does no I/O: fetching a schema from a registry is the Kafka adapter's job.
 
 pub mod canonical;
+pub mod check;
 pub mod codec;
 pub mod fast;
 pub mod ingest;
