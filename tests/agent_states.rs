@@ -321,7 +321,9 @@ fn records_of_an_older_schema_and_unusable_ones() {
     let contact_bytes = codec.encode(acd_schemas::Stream::Contact, &contact).unwrap();
     let contact_topic = stack.setup.topic("acd.contact.v1");
     producer.send(BaseRecord::to(&topic).partition(0).key("east/bad").payload(&b"\x00garbage"[..])).unwrap();
-    producer.send(BaseRecord::to(&topic).partition(0).key("east/").payload(&codec.encode_agent_state(&nameless))).unwrap();
+    producer
+        .send(BaseRecord::to(&topic).partition(0).key("east/").payload(&codec.encode_agent_state(&nameless)))
+        .unwrap();
     producer.send(BaseRecord::to(&contact_topic).key("east/q-neg").payload(&contact_bytes)).unwrap();
     producer.send(BaseRecord::to(&topic).key("east/old-agent").payload(&v1)).unwrap();
     producer.flush(Duration::from_secs(10)).unwrap();
@@ -356,10 +358,7 @@ fn records_of_an_older_schema_and_unusable_ones() {
     assert_eq!(h["dlq.reason"], "invalid");
     assert!(h["dlq.error"].starts_with("talkSec:"), "{h:?}");
     assert_eq!(h["dlq.source.topic"], contact_topic);
-    assert!(
-        !stack.received().iter().any(|(k, _, _)| k == "east/"),
-        "an invalid state is not forwarded"
-    );
+    assert!(!stack.received().iter().any(|(k, _, _)| k == "east/"), "an invalid state is not forwarded");
 
     // The operator's view of the same dead letters.
     let cfg = stack.cfg.to_str().unwrap();
@@ -432,4 +431,39 @@ fn the_demo_passes() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.lines().last().unwrap_or("").starts_with("demo check: PASS"), "{stdout}");
+}
+
+#[test]
+fn acd_connection_state_reaches_the_wfm_and_status() {
+    let mut stack = Stack::start("states-connection", &[], "");
+    let at = "2024-04-17T10:00:00.000Z";
+    stack.post_states(&[
+        json!({"loginId": "a1", "acdId": "east", "eventCode": "AVAIL", "reasonCode": "", "eventUtcTime": at}),
+    ]);
+    let sim_state = stack.setup.wfm("/sim/state");
+    let latest = |acd: &str| -> Option<Value> {
+        let state: Value = http().get(&sim_state).send().ok()?.json().ok()?;
+        state["connection"].as_array()?.iter().rev().find(|c| c["acdId"] == acd).cloned()
+    };
+    let connected = poll("east CONNECTED at the WFM", Duration::from_secs(60), || {
+        latest("east").filter(|c| c["status"] == "CONNECTED")
+    });
+    assert_eq!(connected["lastEventUtc"], at);
+    let cfg = stack.cfg.to_str().unwrap().to_string();
+    let status = |args: &[&str]| -> String {
+        let out = std::process::Command::new(BIN).arg("status").args(["--config", &cfg]).args(args).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let v: Value = serde_json::from_str(&status(&["--json"])).unwrap();
+    assert_eq!(v["acd_connections"]["east"]["status"], "CONNECTED", "{v}");
+    assert_eq!(v["connectors"][0]["connector"], "push");
+    // The producer stops: its connectors say so, and the WFM hears it.
+    assert_eq!(stack.produce.terminate(), Some(0));
+    let gone = poll("east DISCONNECTED at the WFM", Duration::from_secs(60), || {
+        latest("east").filter(|c| c["status"] == "DISCONNECTED")
+    });
+    assert_eq!(gone["detail"], "producer stopped");
+    let text = status(&[]);
+    assert!(text.contains("east: DISCONNECTED"), "{text}");
 }

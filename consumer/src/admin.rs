@@ -43,6 +43,18 @@ pub struct Board {
     pub last_delivered_interval: std::collections::BTreeMap<String, String>,
     /// Partitions whose interval books are open in this instance.
     pub interval_partitions: usize,
+    /// Intervals read into but not closed yet, per stream (intraday, agent-activity).
+    pub open_intervals: std::collections::BTreeMap<String, OpenIntervals>,
+    /// The ACD connectors, as their producers last reported them.
+    pub connectors: Vec<crate::connection::ConnectorView>,
+}
+
+/// The intervals a stream has open in this instance.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct OpenIntervals {
+    pub count: usize,
+    pub first: String,
+    pub last: String,
 }
 
 /// The shared board.

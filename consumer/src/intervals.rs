@@ -24,16 +24,17 @@ use acd_interval::queues::{QueueBook, QueueReport, QueueSettings};
 use acd_interval::rollup::Rollup;
 use acd_interval::sla::Formula;
 use acd_interval::{Admit, Grid};
+use acd_schemas::check::{self, Invalid};
 use acd_schemas::records::{AgentActivity, IntervalRow};
 use acd_schemas::time::{format_millis, now_millis, Millis};
 use acd_schemas::wfm::{ActivityJson, AgentActivityEntry, AgentActivityReport, IntradayReport, ReportData};
-use acd_schemas::check::{self, Invalid};
 use acd_schemas::{Codec, CodecError, Stream};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
+use crate::admin::OpenIntervals;
 use crate::checkpoint::Checkpoints;
 use crate::delivery::{deliver, Delivery, Waiter};
 use crate::dlq::{DeadLetter, DeadLetters};
@@ -231,10 +232,39 @@ impl Intervals {
             if settled {
                 self.commit(generation);
             }
-            self.board.lock().expect("board").interval_partitions = self.parts.len();
+            let open = self.open_intervals();
+            let mut board = self.board.lock().expect("board");
+            board.interval_partitions = self.parts.len();
+            board.open_intervals = open;
         }
         self.consumer.unsubscribe();
         Ok(())
+    }
+
+    /// The intervals each output stream has open, over every partition: from the earliest open
+    /// one to the latest.
+    fn open_intervals(&self) -> BTreeMap<String, OpenIntervals> {
+        let mut spans: BTreeMap<&str, (Millis, Millis)> = BTreeMap::new();
+        for part in self.parts.values() {
+            let (range, streams): (_, &[&str]) = match &part.book {
+                Book::Queues(b) => (b.open_intervals(), &["intraday"]),
+                Book::Agents(b) => (b.open_intervals(), &["intraday", "agent-activity"]),
+                _ => (None, &[]),
+            };
+            if let Some((first, last)) = range {
+                for stream in streams {
+                    let span = spans.entry(stream).or_insert((first, last));
+                    *span = (span.0.min(first), span.1.max(last));
+                }
+            }
+        }
+        spans
+            .into_iter()
+            .map(|(stream, (first, last))| {
+                let count = ((last - first) / self.grid.length + 1) as usize;
+                (stream.to_string(), OpenIntervals { count, first: format_millis(first), last: format_millis(last) })
+            })
+            .collect()
     }
 
     /// Collects a round: records read before a rebalance are dropped, those read after it kept.
@@ -384,29 +414,34 @@ impl Intervals {
                 }
                 Err(e) => Err(e),
             },
-            Stream::Interval => match self.codec.decode::<IntervalRow>(stream, payload).map_err(undecodable).and_then(|r| {
-                check::interval_row(&r, minutes).map_err(invalid)?;
-                Ok(r)
-            }) {
-                Ok(row) => {
-                    let queue =
-                        row.queue.as_ref().map(|q| &q.queue_value).or(row.agent_queue.as_ref().map(|q| &q.queue_value));
-                    if let Some(q) = queue.cloned() {
-                        self.fed(&q, true);
+            Stream::Interval => {
+                match self.codec.decode::<IntervalRow>(stream, payload).map_err(undecodable).and_then(|r| {
+                    check::interval_row(&r, minutes).map_err(invalid)?;
+                    Ok(r)
+                }) {
+                    Ok(row) => {
+                        let queue = row
+                            .queue
+                            .as_ref()
+                            .map(|q| &q.queue_value)
+                            .or(row.agent_queue.as_ref().map(|q| &q.queue_value));
+                        if let Some(q) = queue.cloned() {
+                            self.fed(&q, true);
+                        }
+                        let end = row.end_date;
+                        let part = self.part(stream, partition);
+                        let Book::Rows(rollup) = &mut part.book else { unreachable!("rollup") };
+                        part.high = Some(part.high.map_or(end, |h| h.max(end)));
+                        if let Some(whole) = rollup.add(row) {
+                            self.deliver_rows(&[whole], stream, partition).await;
+                        } else {
+                            part.pending.insert(offset, ());
+                        }
+                        Ok(Admit::Counted)
                     }
-                    let end = row.end_date;
-                    let part = self.part(stream, partition);
-                    let Book::Rows(rollup) = &mut part.book else { unreachable!("rollup") };
-                    part.high = Some(part.high.map_or(end, |h| h.max(end)));
-                    if let Some(whole) = rollup.add(row) {
-                        self.deliver_rows(&[whole], stream, partition).await;
-                    } else {
-                        part.pending.insert(offset, ());
-                    }
-                    Ok(Admit::Counted)
+                    Err(e) => Err(e),
                 }
-                Err(e) => Err(e),
-            },
+            }
             _ => match self.codec.decode::<AgentActivity>(stream, payload).map_err(undecodable).and_then(|a| {
                 check::agent_activity(&a, minutes).map_err(invalid)?;
                 Ok(a)
@@ -619,21 +654,7 @@ impl Intervals {
 
     async fn deliver_activity_record(&mut self, a: &AgentActivity) {
         let generation = self.generation.load(Ordering::SeqCst);
-        let entry = AgentActivityEntry {
-            agent_value: a.agent_value.clone(),
-            agent_id: a.agent_id.clone(),
-            user_name: a.user_name.clone(),
-            agent_activity: a
-                .agent_activity
-                .iter()
-                .map(|s| ActivityJson {
-                    state: s.state.clone(),
-                    start_time: format_millis(s.start_time),
-                    duration: s.duration,
-                    reason: s.reason.clone(),
-                })
-                .collect(),
-        };
+        let entry = activity_entry(a);
         let key = (Stream::AgentActivity, -1);
         self.send_activity(&key, a.start_date, vec![entry], generation).await;
     }
@@ -748,6 +769,25 @@ impl Waiter for IntervalWaiter<'_> {
 }
 
 /// The intraday request body for one interval's rows.
+/// An activity record from the ACD as the WFM's list entry.
+pub fn activity_entry(a: &AgentActivity) -> AgentActivityEntry {
+    AgentActivityEntry {
+        agent_value: a.agent_value.clone(),
+        agent_id: a.agent_id.clone(),
+        user_name: a.user_name.clone(),
+        agent_activity: a
+            .agent_activity
+            .iter()
+            .map(|s| ActivityJson {
+                state: s.state.clone(),
+                start_time: format_millis(s.start_time),
+                duration: s.duration,
+                reason: s.reason.clone(),
+            })
+            .collect(),
+    }
+}
+
 pub fn intraday_body(cfg: &Config, grid: &Grid, start: Millis, report_data: ReportData) -> Vec<u8> {
     serde_json::to_vec(&IntradayReport {
         acd_type: cfg.wfm.acd_type.clone(),

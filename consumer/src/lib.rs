@@ -7,12 +7,14 @@
 //! - [`seen`]: which agent states were already forwarded (pure).
 //! - [`classify`] and [`retry`]: what an HTTP outcome means, and how long to wait.
 //! - [`wfm`]: the WFM API client with its token life cycle.
+//! - [`connection`]: ACD connector state from `topics.connector_status` to the WFM.
 //! - [`checkpoint`]: the sled seam; [`dlq`]: the dead-letter topic; [`admin`]: `/healthz`,
 //!   `/readyz`, `/metrics`, `/status`.
 
 pub mod admin;
 pub mod checkpoint;
 pub mod classify;
+pub mod connection;
 pub mod delivery;
 pub mod dlq;
 pub mod group;
@@ -72,15 +74,18 @@ pub async fn serve(
     let store = checkpoint::Checkpoints::open(&cfg.state_dir())?;
     let pipeline =
         pipeline::Pipeline::new(cfg.clone(), wfm.clone(), store.clone(), metrics.clone(), shutdown.clone()).await?;
+    let wfm_for_connections = wfm.clone();
     let intervals =
         intervals::Intervals::new(cfg.clone(), wfm, pipeline.board(), store, agents, metrics.clone(), shutdown.clone())
             .await?;
     let admin = admin::spawn(listener, pipeline.board(), metrics, shutdown.clone());
+    let connections = connection::spawn(cfg.clone(), wfm_for_connections, pipeline.board(), shutdown.clone());
     let interval_task = tokio::spawn(intervals.run());
     let result = pipeline.run().await;
     shutdown.cancel();
     let intervals_result = interval_task.await.unwrap_or(Ok(()));
     let _ = admin.await;
+    let _ = connections.await;
     result.and(intervals_result)
 }
 

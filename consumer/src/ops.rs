@@ -389,6 +389,21 @@ pub fn status(cfg: &Config) -> Result<Value, OpsError> {
     }
     let admin = format!("http://{}/status", cfg.consumer.admin_listen);
     let consumer = fetch_json(&admin);
+    // Read from the topic, so that the ACD side shows even while `consume` is down.
+    let connections = crate::connection::read_now(cfg)?;
+    let now = acd_schemas::time::now_millis();
+    let acds: BTreeMap<String, Value> = connections
+        .per_acd(now)
+        .into_iter()
+        .map(|(acd, c)| {
+            (
+                acd,
+                json!({"status": crate::connection::state_name(c.status),
+                "since": acd_schemas::time::format_millis(c.since),
+                "last_event_utc": c.last_event.map(acd_schemas::time::format_millis), "detail": c.detail}),
+            )
+        })
+        .collect();
     Ok(json!({
         "group_id": cfg.consumer.group_id,
         "lag_total": lag_total,
@@ -396,6 +411,8 @@ pub fn status(cfg: &Config) -> Result<Value, OpsError> {
         "partitions": partitions,
         "dlq_depth": letters.len(),
         "dlq_by_reason": dlq_by_reason,
+        "acd_connections": acds,
+        "connectors": connections.connectors(now),
         "consumer": consumer,
     }))
 }
@@ -450,9 +467,45 @@ pub fn status_text(v: &Value) -> String {
         )),
         None => out.push_str("consumer: admin API not answering (is `consume` running?)\n"),
     }
+    if let Some(m) = v["consumer"]["open_intervals"].as_object().filter(|m| !m.is_empty()) {
+        let parts: Vec<String> = m
+            .iter()
+            .map(|(k, o)| {
+                format!(
+                    "{k} {} ({} to {})",
+                    o["count"],
+                    o["first"].as_str().unwrap_or(""),
+                    o["last"].as_str().unwrap_or("")
+                )
+            })
+            .collect();
+        out.push_str(&format!("open intervals: {}\n", parts.join(", ")));
+    }
     if let Some(m) = v["consumer"]["last_delivered_interval"].as_object().filter(|m| !m.is_empty()) {
         let parts: Vec<String> = m.iter().map(|(k, s)| format!("{k} {}", s.as_str().unwrap_or(""))).collect();
         out.push_str(&format!("last delivered interval: {}\n", parts.join(", ")));
+    }
+    match v["connectors"].as_array().filter(|c| !c.is_empty()) {
+        None => out.push_str("ACD connections: no connector has reported in the last 24 hours\n"),
+        Some(list) => {
+            out.push_str("ACD connections:\n");
+            for (acd, c) in v["acd_connections"].as_object().into_iter().flatten() {
+                out.push_str(&format!(
+                    "  {acd}: {} since {}, last event {}\n",
+                    c["status"].as_str().unwrap_or("?"),
+                    c["since"].as_str().unwrap_or("?"),
+                    c["last_event_utc"].as_str().unwrap_or("-")
+                ));
+                for k in list.iter().filter(|k| k["acd_id"].as_str() == Some(acd)) {
+                    out.push_str(&format!(
+                        "    {:<12} {:<12} {}\n",
+                        k["connector"].as_str().unwrap_or(""),
+                        k["status"].as_str().unwrap_or(""),
+                        k["detail"].as_str().unwrap_or("")
+                    ));
+                }
+            }
+        }
     }
     out
 }

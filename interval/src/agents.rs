@@ -60,6 +60,11 @@ impl AgentBook {
         }
     }
 
+    /// The open intervals (not closed yet), first and last start.
+    pub fn open_intervals(&self) -> Option<(Millis, Millis)> {
+        self.closing.open(self.first_interval, self.high, &self.grid)
+    }
+
     /// Adds one state; a late one marks every closed interval from its time to the agent's next
     /// state for recomputation.
     pub fn add(&mut self, s: &AgentState) -> Admit {

@@ -69,6 +69,14 @@ impl Closing {
         self.closed_until.is_some_and(|until| start < until)
     }
 
+    /// The intervals not returned yet, first and last start, from the book's earliest interval
+    /// `first` to the interval of its highest event time `high`.
+    pub fn open(&self, first: Option<Millis>, high: Option<Millis>, grid: &Grid) -> Option<(Millis, Millis)> {
+        let (first, high) = (first?, grid.start_of(high?));
+        let from = self.closed_until.unwrap_or(first).max(first);
+        (from <= high).then_some((from, high))
+    }
+
     /// Marks a returned interval for recomputation.
     pub fn reopen(&mut self, start: Millis) {
         self.dirty.insert(start);

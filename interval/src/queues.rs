@@ -126,6 +126,12 @@ impl QueueBook {
         self.high
     }
 
+    /// The open intervals (not closed yet), first and last start.
+    pub fn open_intervals(&self) -> Option<(Millis, Millis)> {
+        let first = self.queues.values().map(|q| q.first_interval).min();
+        self.closing.open(first, self.high, &self.settings.grid)
+    }
+
     /// Counts one contact.
     pub fn add(&mut self, c: &Contact) -> Admit {
         let grid = self.settings.grid;
@@ -383,8 +389,11 @@ mod tests {
         assert_eq!(b.add(&handled("c1", "q", "09:10:00", "09:40:00", 5.0)), Admit::Counted);
         let out = b.close(0, 0);
         assert!(out.is_empty(), "nothing closes before the watermark passes");
+        assert_eq!(b.open_intervals(), Some((t("09:30:00"), t("09:30:00"))));
         b.add(&handled("c2", "q", "09:50:00", "09:58:00", 5.0));
+        assert_eq!(b.open_intervals(), Some((t("09:30:00"), t("09:45:00"))));
         let out = b.close(0, 0);
+        assert_eq!(b.open_intervals(), Some((t("09:45:00"), t("09:45:00"))));
         // 09:58 - 2 min grace = 09:56: 09:30 closed, 09:45 not yet.
         assert_eq!(out.iter().map(|r| r.start).collect::<Vec<_>>(), vec![t("09:30:00")]);
         let row = &out[0].queue_rows[0];

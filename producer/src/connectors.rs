@@ -12,12 +12,19 @@ use tokio_util::sync::CancellationToken;
 
 use crate::publisher::Publisher;
 use crate::simulator::{SimEvent, Simulator};
+use crate::status::Statuses;
+use acd_schemas::records::ConnectionState;
 
 /// Starts every enabled connector.
-pub fn spawn(cfg: &Config, publisher: Arc<Publisher>, shutdown: CancellationToken) -> Vec<JoinHandle<()>> {
+pub fn spawn(
+    cfg: &Config,
+    publisher: Arc<Publisher>,
+    statuses: Statuses,
+    shutdown: CancellationToken,
+) -> Vec<JoinHandle<()>> {
     let mut out = Vec::new();
     if let Some(sim) = cfg.connectors.simulator.clone().filter(|s| s.enabled) {
-        out.push(tokio::spawn(run_simulator(sim, publisher, shutdown)));
+        out.push(tokio::spawn(run_simulator(sim, publisher, statuses, shutdown)));
     }
     out
 }
@@ -51,12 +58,22 @@ async fn publish_until_acked(publisher: &Publisher, parsed: &Parsed, shutdown: &
     }
 }
 
-async fn run_simulator(cfg: SimulatorConfig, publisher: Arc<Publisher>, shutdown: CancellationToken) {
+/// The connector name of the traffic simulator.
+pub const SIMULATOR: &str = "simulator";
+
+async fn run_simulator(
+    cfg: SimulatorConfig,
+    publisher: Arc<Publisher>,
+    statuses: Statuses,
+    shutdown: CancellationToken,
+) {
     let start = now_millis();
     let mut sim = Simulator::new(&cfg.acd_id, cfg.agents, cfg.queues, cfg.seed, start);
     let began = Instant::now();
     let end = (cfg.minutes > 0).then(|| start + cfg.minutes as i64 * 60_000);
     tracing::info!(agents = cfg.agents, queues = cfg.queues, speed = cfg.speed, "simulator connector started");
+    let generating = format!("simulating {} agents on {} queues", cfg.agents, cfg.queues);
+    statuses.set(&cfg.acd_id, SIMULATOR, ConnectionState::Connected, &generating);
     loop {
         let sim_now = start + (began.elapsed().as_secs_f64() * cfg.speed * 1000.0) as i64;
         let until = end.map_or(sim_now, |e| sim_now.min(e));
@@ -66,8 +83,10 @@ async fn run_simulator(cfg: SimulatorConfig, publisher: Arc<Publisher>, shutdown
                 return;
             }
         }
+        statuses.saw_data(&cfg.acd_id, SIMULATOR, until);
         if end.is_some_and(|e| until >= e) {
             tracing::info!("simulator connector finished its configured minutes");
+            statuses.set(&cfg.acd_id, SIMULATOR, ConnectionState::Disconnected, "simulation finished");
             return;
         }
         tokio::select! {

@@ -25,6 +25,9 @@ use serde_json::json;
 use crate::publisher::{PublishError, Publisher};
 use crate::readiness::Readiness;
 
+/// The connector name the push API reports its ACDs' connection state under.
+pub const PUSH_CONNECTOR: &str = "push";
+
 /// Everything a request needs.
 #[derive(Clone)]
 pub struct IngestState {
@@ -37,12 +40,20 @@ pub struct IngestState {
     max_body: usize,
     interval_minutes: u32,
     accepted: Arc<AtomicU64>,
+    statuses: crate::status::Statuses,
 }
 
 impl IngestState {
     /// State for the router.
-    pub fn new(cfg: &Config, publisher: Arc<Publisher>, ready: Readiness, metrics: Registry) -> IngestState {
+    pub fn new(
+        cfg: &Config,
+        publisher: Arc<Publisher>,
+        ready: Readiness,
+        metrics: Registry,
+        statuses: crate::status::Statuses,
+    ) -> IngestState {
         IngestState {
+            statuses,
             accepted: metrics.counter("acd_ingest_records_accepted_total", "Records accepted by the ingest API", &[]),
             publisher,
             ready,
@@ -160,6 +171,9 @@ async fn respond(s: &IngestState, headers: &HeaderMap, body: &[u8], parse: Parse
     match s.publisher.publish_parsed(&parsed, s.ack_timeout).await {
         Ok(n) => {
             s.accepted.fetch_add(n as u64, Ordering::Relaxed);
+            for (acd, at) in parsed.sources() {
+                s.statuses.saw_data(acd, PUSH_CONNECTOR, at);
+            }
             (StatusCode::ACCEPTED, (StatusCode::ACCEPTED, Json(json!({ "accepted": n }))).into_response())
         }
         Err(PublishError::Encode(e)) => {

@@ -6,6 +6,7 @@
 //! - [`ingest`]: the push-ingest HTTP API (CONTRACT section 4): auth, content type, size limit,
 //!   whole-request validation, `202` after the acknowledgement.
 //! - [`readiness`]: whether Kafka answers, for `/readyz` and the connectors.
+//! - [`status`]: each connector's connection state on `topics.connector_status`.
 //! - [`simulator`]: a deterministic contact-center traffic generator, and [`connectors`] that
 //!   run it (and later the ACD connectors) through the same publisher.
 //!
@@ -16,6 +17,7 @@ pub mod ingest;
 pub mod publisher;
 pub mod readiness;
 pub mod simulator;
+pub mod status;
 
 use std::sync::Arc;
 
@@ -51,8 +53,12 @@ pub async fn serve(
     let publisher = Arc::new(publisher::Publisher::new(&cfg, metrics.clone()).await?);
     let ready = readiness::spawn(publisher.clone(), metrics.clone(), shutdown.clone());
     tracing::info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "ingest API listening");
-    let connectors = connectors::spawn(&cfg, publisher.clone(), shutdown.clone());
-    let app = ingest::router(ingest::IngestState::new(&cfg, publisher.clone(), ready, metrics));
+    let statuses = status::Statuses::default();
+    // The status reporter outlives the connectors, so that their last word is published.
+    let reporter_stop = CancellationToken::new();
+    let reporter = status::spawn(statuses.clone(), publisher.clone(), reporter_stop.clone());
+    let connectors = connectors::spawn(&cfg, publisher.clone(), statuses.clone(), shutdown.clone());
+    let app = ingest::router(ingest::IngestState::new(&cfg, publisher.clone(), ready, metrics, statuses));
     let serve = axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
     if let Err(e) = serve.await {
         tracing::error!(error = %e, "ingest server failed");
@@ -60,6 +66,8 @@ pub async fn serve(
     for c in connectors {
         let _ = c.await;
     }
+    reporter_stop.cancel();
+    let _ = reporter.await;
     publisher.flush().await;
     Ok(())
 }

@@ -57,7 +57,8 @@ impl Publisher {
         &self.producer
     }
 
-    fn topic(&self, stream: Stream) -> &str {
+    /// The topic of a stream.
+    pub fn topic(&self, stream: Stream) -> &str {
         match stream {
             Stream::AgentState => &self.topics.agent_state,
             Stream::Contact => &self.topics.contact,
@@ -95,6 +96,11 @@ impl Publisher {
             Parsed::IntervalRows(v) => all(self, Stream::Interval, v, |r| r.key()),
             Parsed::AgentActivity(v) => all(self, Stream::AgentActivity, v, |r| r.key()),
         }
+    }
+
+    /// Encodes one record of `stream`.
+    pub fn encode_one<T: serde::Serialize>(&self, stream: Stream, record: &T) -> Result<Vec<u8>, PublishError> {
+        Ok(self.codec.encode(stream, record)?)
     }
 
     /// Encodes and publishes one parsed request, waiting at most `deadline` for every ack.

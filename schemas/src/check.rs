@@ -218,7 +218,8 @@ mod tests {
     #[test]
     fn a_contact_the_ingest_api_would_refuse_names_its_field() {
         assert_eq!(contact(&handled()), Ok(()));
-        let cases: Vec<(Box<dyn Fn(&mut Contact)>, &str)> = vec![
+        type Spoil = Box<dyn Fn(&mut Contact)>;
+        let cases: Vec<(Spoil, &str)> = vec![
             (Box::new(|c| c.talk_sec = -1.0), "talkSec"),
             (Box::new(|c| c.queue_delay_sec = f64::NAN), "queueDelaySec"),
             (Box::new(|c| c.ended_utc = c.arrived_utc - 1), "endedUtc"),

@@ -47,6 +47,22 @@ impl Parsed {
         }
     }
 
+    /// The ACDs the records came from, each with its latest event time. Interval reports and
+    /// activity lists name no ACD, so they give none.
+    pub fn sources(&self) -> std::collections::BTreeMap<&str, Millis> {
+        let mut out: std::collections::BTreeMap<&str, Millis> = std::collections::BTreeMap::new();
+        let pairs: Box<dyn Iterator<Item = (&str, Millis)>> = match self {
+            Parsed::AgentStates(v) => Box::new(v.iter().map(|s| (s.acd_id.as_str(), s.event_utc_time))),
+            Parsed::Contacts(v) => Box::new(v.iter().map(|c| (c.acd_id.as_str(), c.ended_utc))),
+            Parsed::IntervalRows(_) | Parsed::AgentActivity(_) => Box::new(std::iter::empty()),
+        };
+        for (acd, t) in pairs {
+            let e = out.entry(acd).or_insert(t);
+            *e = (*e).max(t);
+        }
+        out
+    }
+
     /// True when the body had no items.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
