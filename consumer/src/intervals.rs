@@ -30,7 +30,7 @@ use acd_schemas::time::{format_millis, now_millis, Millis};
 use acd_schemas::wfm::{ActivityJson, AgentActivityEntry, AgentActivityReport, IntradayReport, ReportData};
 use acd_schemas::{Codec, CodecError, Stream};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::message::{BorrowedMessage, Message, OwnedMessage};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
@@ -163,7 +163,10 @@ impl Intervals {
             .set("auto.offset.reset", "earliest")
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "1000")
-            .set("fetch.wait.max.ms", "100");
+            .set("fetch.wait.max.ms", "100")
+            // librdkafka 2.x postpones the next fetch by this much once its prefetch queue is
+            // full (default 1 s): a fast reader then stalls for most of a second at a time.
+            .set("fetch.queue.backoff.ms", "5");
         let consumer: StreamConsumer<Ctx> =
             cc.create_with_context(Ctx { generation: generation.clone(), pipeline: "intervals" })?;
         let consumer = Arc::new(consumer);
@@ -211,7 +214,10 @@ impl Intervals {
     /// Runs until shutdown.
     pub async fn run(mut self) -> Result<(), ConsumerError> {
         while !self.shutdown.is_cancelled() {
-            let (generation, batch) = self.collect().await;
+            let consumer = self.consumer.clone();
+            let t0 = Instant::now();
+            let (generation, batch) = self.collect(&consumer).await;
+            let (t1, n) = (Instant::now(), batch.len());
             if generation != self.books_generation {
                 // Eager rebalance: every partition was revoked; books are rebuilt from the
                 // committed (rebuild) offsets of whatever is assigned now.
@@ -219,10 +225,16 @@ impl Intervals {
                 self.books_generation = generation;
             }
             let now = Instant::now();
-            for m in batch {
-                self.add(&m, now).await;
+            for r in &batch {
+                match r {
+                    Rec::Borrowed(m) => self.add(m, now).await,
+                    Rec::Owned(m) => self.add(m, now).await,
+                }
             }
+            drop(batch);
+            let t2 = Instant::now();
             let settled = self.close_and_deliver(generation).await?;
+            let t3 = Instant::now();
             // What the WFM accepted this round, so a rebuild does not send it again.
             let hashes = std::mem::take(&mut self.delivered);
             if !hashes.is_empty() {
@@ -232,6 +244,14 @@ impl Intervals {
             if settled {
                 self.commit(generation);
             }
+            tracing::debug!(
+                records = n,
+                collect_ms = (t1 - t0).as_secs_f64() * 1e3,
+                add_ms = (t2 - t1).as_secs_f64() * 1e3,
+                deliver_ms = (t3 - t2).as_secs_f64() * 1e3,
+                checkpoint_ms = t3.elapsed().as_secs_f64() * 1e3,
+                "interval round"
+            );
             let open = self.open_intervals();
             let mut board = self.board.lock().expect("board");
             board.interval_partitions = self.parts.len();
@@ -268,28 +288,30 @@ impl Intervals {
     }
 
     /// Collects a round: records read before a rebalance are dropped, those read after it kept.
-    async fn collect(&mut self) -> (u64, Vec<OwnedMessage>) {
+    /// Records stay in librdkafka's buffers until the round is done: nothing is copied.
+    async fn collect<'c>(&mut self, consumer: &'c StreamConsumer<Ctx>) -> (u64, Vec<Rec<'c>>) {
         let mut generation = self.generation.load(Ordering::SeqCst);
-        let mut batch: Vec<OwnedMessage> =
-            self.stash.drain(..).filter(|(g, _)| *g == generation).map(|(_, m)| m).collect();
+        let mut batch: Vec<Rec<'c>> =
+            self.stash.drain(..).filter(|(g, _)| *g == generation).map(|(_, m)| Rec::Owned(m)).collect();
         let deadline = tokio::time::Instant::now() + Duration::from_millis(if batch.is_empty() { 1000 } else { 200 });
         let timer = tokio::time::sleep_until(deadline);
         tokio::pin!(timer);
         while batch.len() < 5000 {
             tokio::select! {
-                _ = self.shutdown.cancelled() => break,
-                _ = &mut timer => break,
-                m = self.consumer.recv() => match m {
+                biased;
+                m = consumer.recv() => match m {
                     Ok(m) => {
                         let now = self.generation.load(Ordering::SeqCst);
                         if now != generation {
                             batch.clear();
                             generation = now;
                         }
-                        batch.push(m.detach());
+                        batch.push(Rec::Borrowed(m));
                     }
                     Err(e) => tracing::warn!(error = %e, "interval consumer error"),
                 },
+                _ = self.shutdown.cancelled() => break,
+                _ = &mut timer => break,
             }
         }
         if self.generation.load(Ordering::SeqCst) != generation {
@@ -356,7 +378,11 @@ impl Intervals {
         } else {
             (&mut self.fed_by_contacts, &self.fed_by_rows)
         };
-        if mine.insert(queue.to_string()) && other.contains(queue) && self.warned_both.insert(queue.to_string()) {
+        if mine.contains(queue) {
+            return;
+        }
+        mine.insert(queue.to_string());
+        if other.contains(queue) && self.warned_both.insert(queue.to_string()) {
             tracing::warn!(
                 queue,
                 "queue is fed both by contacts and by pre-aggregated interval rows; the WFM gets both"
@@ -371,7 +397,7 @@ impl Intervals {
         }
     }
 
-    async fn add(&mut self, m: &OwnedMessage, now: Instant) {
+    async fn add<M: Message>(&mut self, m: &M, now: Instant) {
         self.read.fetch_add(1, Ordering::Relaxed);
         let (partition, offset) = (m.partition(), m.offset());
         let payload = m.payload().unwrap_or_default();
@@ -379,24 +405,25 @@ impl Intervals {
         let grid = self.grid;
         let minutes = (grid.length / 60_000) as u32;
         let admit = match stream {
-            Stream::Contact => match self.codec.decode_contact(payload).map_err(undecodable).and_then(|c| {
-                check::contact(&c).map_err(invalid)?;
-                Ok(c)
-            }) {
-                Ok(c) => {
-                    self.fed(&c.queue_value, false);
+            Stream::Contact => {
+                let codec = self.codec.clone();
+                match codec.with_contact(payload, |c| -> Result<Admit, Unusable> {
+                    check::contact_ref(c).map_err(invalid)?;
+                    self.fed(c.queue_value, false);
                     let part = self.part(stream, partition);
                     let Book::Queues(book) = &mut part.book else { unreachable!("contact book") };
-                    let admit = book.add(&c);
+                    let admit = book.add_ref(c);
                     if admit == Admit::Counted {
                         let start = grid.start_of(c.ended_utc);
                         part.by_interval.entry(start).or_insert(offset);
                         part.high = book.high();
                     }
                     Ok(admit)
+                }) {
+                    Ok(admit) => admit,
+                    Err(e) => Err(undecodable(e)),
                 }
-                Err(e) => Err(e),
-            },
+            }
             Stream::AgentState => match self.codec.decode_agent_state(payload).map_err(undecodable).and_then(|s| {
                 check::agent_state(&s).map_err(invalid)?;
                 Ok(s)
@@ -466,7 +493,7 @@ impl Intervals {
         }
     }
 
-    async fn input_letter(&self, m: &OwnedMessage, reason: &str, error: &str) {
+    async fn input_letter<M: Message>(&self, m: &M, reason: &str, error: &str) {
         let key = m.key().map(|k| String::from_utf8_lossy(k).into_owned()).unwrap_or_default();
         let letter = DeadLetter { key, value: m.payload().unwrap_or_default().to_vec(), headers: Vec::new() }
             .header("dlq.reason", reason)
@@ -810,6 +837,12 @@ pub fn load_agent_map(cfg: &Config) -> Result<AgentMap, ConsumerError> {
         ConsumerError::Refused(format!("configuration: agents.map_file: cannot read {}: {e}", cfg.agents.map_file))
     })?;
     AgentMap::parse(&text).map_err(|e| ConsumerError::Refused(format!("configuration: agents.map_file: {e}")))
+}
+
+/// A record of a round: in librdkafka's buffer, or copied out while the consumer was paused.
+enum Rec<'c> {
+    Borrowed(BorrowedMessage<'c>),
+    Owned(OwnedMessage),
 }
 
 /// Why an input record cannot be used: the dead-letter reason and the error.

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use acd_schemas::records::{Contact, Outcome, Party};
+use acd_schemas::records::{Contact, ContactRef, Outcome, Party};
 use acd_schemas::time::Millis;
 use acd_schemas::wfm::{AgentQueueRow, QueueRow};
 
@@ -55,6 +55,7 @@ struct AgentCell {
 
 #[derive(Debug, Clone)]
 struct Queue {
+    value: String,
     first_interval: Millis,
     last_contact: Millis,
     /// The queue's name from its latest contact, for zero rows.
@@ -70,16 +71,21 @@ pub struct QueueReport {
     pub agent_queue_rows: Vec<AgentQueueRow>,
 }
 
-/// The contacts of one partition, aggregated.
+/// The contacts of one partition, aggregated. Queues and agents are interned: a contact costs
+/// map lookups by `&str` and integer-keyed cell updates, no allocation.
 #[derive(Debug, Clone)]
 pub struct QueueBook {
     settings: QueueSettings,
     /// A 128-bit hash of (acdId, contactId) of each counted contact, with its endedUtc for
     /// expiry: 16 bytes a key instead of two strings (collision odds about 1e-27 at 1e6 keys).
     counted: HashMap<u128, Millis>,
-    queues: BTreeMap<String, Queue>,
-    cells: BTreeMap<(Millis, String), Cell>,
-    agent_cells: BTreeMap<(Millis, String, String), AgentCell>,
+    queue_ids: HashMap<String, u32>,
+    /// By queue id; `None` once pruned.
+    queues: Vec<Option<Queue>>,
+    agent_ids: HashMap<String, u32>,
+    agents: Vec<String>,
+    cells: BTreeMap<(Millis, u32), Cell>,
+    agent_cells: BTreeMap<(Millis, u32, u32), AgentCell>,
     /// The highest endedUtc seen.
     high: Option<Millis>,
     /// Which intervals [`QueueBook::close`] returned, and which late contacts changed since.
@@ -102,8 +108,21 @@ fn contact_key(acd_id: &str, contact_id: &str) -> u128 {
 
 fn replace_name(slot: &mut (Millis, String, bool), ended: Millis, name: &str, outbound: bool) {
     if ended >= slot.0 {
-        *slot = (ended, name.to_string(), outbound);
+        slot.0 = ended;
+        if slot.1 != name {
+            slot.1 = name.to_string();
+        }
+        slot.2 = outbound;
     }
+}
+
+fn intern(ids: &mut HashMap<String, u32>, next: usize, value: &str) -> (u32, bool) {
+    if let Some(id) = ids.get(value) {
+        return (*id, false);
+    }
+    let id = next as u32;
+    ids.insert(value.to_string(), id);
+    (id, true)
 }
 
 impl QueueBook {
@@ -112,7 +131,10 @@ impl QueueBook {
         QueueBook {
             settings,
             counted: HashMap::new(),
-            queues: BTreeMap::new(),
+            queue_ids: HashMap::new(),
+            queues: Vec::new(),
+            agent_ids: HashMap::new(),
+            agents: Vec::new(),
             cells: BTreeMap::new(),
             agent_cells: BTreeMap::new(),
             high: None,
@@ -128,15 +150,23 @@ impl QueueBook {
 
     /// The open intervals (not closed yet), first and last start.
     pub fn open_intervals(&self) -> Option<(Millis, Millis)> {
-        let first = self.queues.values().map(|q| q.first_interval).min();
-        self.closing.open(first, self.high, &self.settings.grid)
+        self.closing.open(self.first_interval(), self.high, &self.settings.grid)
+    }
+
+    fn first_interval(&self) -> Option<Millis> {
+        self.queues.iter().flatten().map(|q| q.first_interval).min()
     }
 
     /// Counts one contact.
     pub fn add(&mut self, c: &Contact) -> Admit {
+        self.add_ref(&c.as_ref())
+    }
+
+    /// Counts one contact read in place.
+    pub fn add_ref(&mut self, c: &ContactRef<'_>) -> Admit {
         let grid = self.settings.grid;
         let start = grid.start_of(c.ended_utc);
-        let key = contact_key(&c.acd_id, &c.contact_id);
+        let key = contact_key(c.acd_id, c.contact_id);
         if self.counted.contains_key(&key) {
             return Admit::Duplicate;
         }
@@ -149,19 +179,23 @@ impl QueueBook {
             self.closing.reopen(start);
         }
 
-        if !self.queues.contains_key(&c.queue_value) {
-            let q =
-                Queue { first_interval: start, last_contact: c.ended_utc, name: (Millis::MIN, String::new(), false) };
-            self.queues.insert(c.queue_value.clone(), q);
+        let (qid, new) = intern(&mut self.queue_ids, self.queues.len(), c.queue_value);
+        if new {
+            self.queues.push(None);
         }
-        let q = self.queues.get_mut(&c.queue_value).expect("queue");
+        let q = self.queues[qid as usize].get_or_insert_with(|| Queue {
+            value: c.queue_value.to_string(),
+            first_interval: start,
+            last_contact: c.ended_utc,
+            name: (Millis::MIN, String::new(), false),
+        });
         q.first_interval = q.first_interval.min(start);
         q.last_contact = q.last_contact.max(c.ended_utc);
-        replace_name(&mut q.name, c.ended_utc, &c.queue_name, c.is_outbound);
+        replace_name(&mut q.name, c.ended_utc, c.queue_name, c.is_outbound);
 
         let t = self.settings.threshold_seconds;
-        let cell = self.cells.entry((start, c.queue_value.clone())).or_default();
-        replace_name(&mut cell.name, c.ended_utc, &c.queue_name, c.is_outbound);
+        let cell = self.cells.entry((start, qid)).or_default();
+        replace_name(&mut cell.name, c.ended_utc, c.queue_name, c.is_outbound);
         cell.queue_delay_time += c.queue_delay_sec;
         let short = c.queue_delay_sec <= t;
         match c.outcome {
@@ -193,8 +227,12 @@ impl QueueBook {
                     }
                     None => {}
                 }
-                let agent = c.agent_value.clone().unwrap_or_default();
-                let a = self.agent_cells.entry((start, c.queue_value.clone(), agent)).or_default();
+                let agent = c.agent_value.unwrap_or_default();
+                let (aid, new) = intern(&mut self.agent_ids, self.agents.len(), agent);
+                if new {
+                    self.agents.push(agent.to_string());
+                }
+                let a = self.agent_cells.entry((start, qid, aid)).or_default();
                 a.handled += 1;
                 a.handled_time += handle;
                 a.work_time += c.work_sec;
@@ -210,8 +248,8 @@ impl QueueBook {
                     }
                     None => {}
                 }
-                if let Some(id) = c.agent_id.as_ref().filter(|id| !id.is_empty()) {
-                    a.agent_id = id.clone();
+                if let Some(id) = c.agent_id.filter(|id| !id.is_empty() && *id != a.agent_id) {
+                    a.agent_id = id.to_string();
                 }
             }
         }
@@ -224,7 +262,7 @@ impl QueueBook {
     pub fn close(&mut self, idle_for: Millis, now: Millis) -> Vec<QueueReport> {
         let grid = self.settings.grid;
         let open_from = grid.open_from(self.high, idle_for, now);
-        let Some(first) = self.queues.values().map(|q| q.first_interval).min() else {
+        let Some(first) = self.first_interval() else {
             return Vec::new();
         };
         let out = self.closing.due(first, open_from, grid.length).into_iter().filter_map(|s| self.report(s)).collect();
@@ -238,8 +276,11 @@ impl QueueBook {
         let end = self.settings.grid.end_of(start);
         let formula = self.settings.formula;
         let mut queue_rows = Vec::new();
-        for (queue, q) in &self.queues {
-            let cell = self.cells.get(&(start, queue.clone()));
+        let mut queues: Vec<(u32, &Queue)> =
+            self.queues.iter().enumerate().filter_map(|(id, q)| Some((id as u32, q.as_ref()?))).collect();
+        queues.sort_by(|a, b| a.1.value.cmp(&b.1.value));
+        for (qid, q) in queues {
+            let cell = self.cells.get(&(start, qid));
             if cell.is_none() && !(q.first_interval <= start && q.last_contact >= end - self.settings.zero_fill) {
                 continue;
             }
@@ -247,7 +288,7 @@ impl QueueBook {
             let c = cell.unwrap_or(&zero);
             let received = c.handled_short + c.handled_long + c.abandoned_short + c.abandoned_long;
             queue_rows.push(QueueRow {
-                queue_value: queue.clone(),
+                queue_value: q.value.clone(),
                 queue_name: c.name.1.clone(),
                 is_outbound: c.name.2,
                 contacts_received: received,
@@ -270,16 +311,17 @@ impl QueueBook {
                 active: 0,
             });
         }
-        let agent_queue_rows: Vec<AgentQueueRow> = self
+        let mut agent_queue_rows: Vec<AgentQueueRow> = self
             .agent_cells
-            .range((start, String::new(), String::new())..(end, String::new(), String::new()))
-            .map(|((_, queue, agent), a)| {
-                let name = self.cells.get(&(start, queue.clone())).map(|c| c.name.clone()).unwrap_or_default();
-                AgentQueueRow {
-                    queue_value: queue.clone(),
+            .range((start, 0, 0)..(end, 0, 0))
+            .filter_map(|((_, qid, aid), a)| {
+                let q = self.queues[*qid as usize].as_ref()?;
+                let name = self.cells.get(&(start, *qid)).map(|c| c.name.clone()).unwrap_or_default();
+                Some(AgentQueueRow {
+                    queue_value: q.value.clone(),
                     queue_name: name.1,
                     is_outbound: name.2,
-                    agent_value: agent.clone(),
+                    agent_value: self.agents[*aid as usize].clone(),
                     agent_id: a.agent_id.clone(),
                     handled: a.handled,
                     handled_time: a.handled_time,
@@ -290,9 +332,10 @@ impl QueueBook {
                     wrong_party_handle_time: a.wrong_time,
                     wrong_party_contacts: a.wrong_contacts,
                     active: 0,
-                }
+                })
             })
             .collect();
+        agent_queue_rows.sort_by(|a, b| (&a.queue_value, &a.agent_value).cmp(&(&b.queue_value, &b.agent_value)));
         if queue_rows.is_empty() && agent_queue_rows.is_empty() {
             return None;
         }
@@ -318,7 +361,12 @@ impl QueueBook {
             self.counted.retain(|_, ended| *ended >= horizon);
         }
         let zero_fill = self.settings.zero_fill;
-        self.queues.retain(|_, q| q.last_contact >= high - zero_fill - grid.max_lateness);
+        for slot in &mut self.queues {
+            if slot.as_ref().is_some_and(|q| q.last_contact < high - zero_fill - grid.max_lateness) {
+                let q = slot.take().expect("queue");
+                self.queue_ids.remove(&q.value);
+            }
+        }
     }
 
     /// Distinct contacts remembered for deduplication.

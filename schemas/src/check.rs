@@ -72,6 +72,11 @@ pub fn agent_state(s: &AgentState) -> Checked {
 
 /// A finished contact.
 pub fn contact(c: &Contact) -> Checked {
+    contact_ref(&c.as_ref())
+}
+
+/// A finished contact, read in place.
+pub fn contact_ref(c: &ContactRef<'_>) -> Checked {
     id("acdId", &c.acd_id)?;
     id("contactId", &c.contact_id)?;
     id("queueValue", &c.queue_value)?;
@@ -85,11 +90,11 @@ pub fn contact(c: &Contact) -> Checked {
     number("talkSec", c.talk_sec)?;
     number("holdSec", c.hold_sec)?;
     number("workSec", c.work_sec)?;
-    if let Some(a) = &c.agent_id {
+    if let Some(a) = c.agent_id {
         text("agentId", a, 0)?;
     }
     match c.outcome {
-        Outcome::Handled => match &c.agent_value {
+        Outcome::Handled => match c.agent_value {
             Some(a) => id("agentValue", a)?,
             None => return bad("agentValue", "is required for a handled contact"),
         },
@@ -99,7 +104,7 @@ pub fn contact(c: &Contact) -> Checked {
                     return bad(name, "an abandoned contact has no talk, hold or work time");
                 }
             }
-            if c.agent_value.as_deref().is_some_and(|a| !a.is_empty()) {
+            if c.agent_value.is_some_and(|a| !a.is_empty()) {
                 return bad("agentValue", "an abandoned contact has no agent");
             }
         }

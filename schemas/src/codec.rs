@@ -205,6 +205,23 @@ impl Codec {
         self.decode(Stream::Contact, bytes)
     }
 
+    /// Decodes a contact and hands it to `f`; values written with the current schema are read in
+    /// place, without copying a string.
+    pub fn with_contact<R>(
+        &self,
+        bytes: &[u8],
+        f: impl FnOnce(&crate::records::ContactRef<'_>) -> R,
+    ) -> Result<R, CodecError> {
+        let current = &self.current[&Stream::Contact];
+        if bytes.len() >= 10 && bytes[0] == 0xC3 && bytes[1] == 0x01 && bytes[2..10] == current.fingerprint {
+            if let Some(c) = crate::fast::decode_contact_ref(&bytes[10..]) {
+                return Ok(f(&c));
+            }
+        }
+        let c: crate::records::Contact = self.decode(Stream::Contact, bytes)?;
+        Ok(f(&c.as_ref()))
+    }
+
     fn header(&self, stream: Stream, out: &mut Vec<u8>) {
         match &self.framing {
             Framing::SingleObject => {

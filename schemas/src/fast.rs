@@ -3,7 +3,7 @@
 //! resolves the schema on every call; this writes and reads the bytes directly. Tests check it
 //! byte for byte against apache-avro; any other writer schema goes through apache-avro.
 
-use crate::records::{AgentState, Contact, Outcome, Party};
+use crate::records::{AgentState, Contact, ContactRef, Outcome, Party};
 
 fn put_long(out: &mut Vec<u8>, v: i64) {
     let mut z = ((v << 1) ^ (v >> 63)) as u64;
@@ -75,12 +75,22 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn opt_string(&mut self) -> Option<Option<String>> {
+    fn opt_str(&mut self) -> Option<Option<&'a str>> {
         match self.long()? {
             0 => Some(None),
-            1 => Some(Some(self.string()?)),
+            1 => Some(Some(self.str()?)),
             _ => None,
         }
+    }
+
+    fn str(&mut self) -> Option<&'a str> {
+        let n = usize::try_from(self.long()?).ok()?;
+        if n > self.0.len() {
+            return None;
+        }
+        let (s, rest) = self.0.split_at(n);
+        self.0 = rest;
+        std::str::from_utf8(s).ok()
     }
 
     fn string(&mut self) -> Option<String> {
@@ -114,12 +124,17 @@ pub fn decode_agent_state(datum: &[u8]) -> Option<AgentState> {
 
 /// Reads a [`Contact`] datum written with the current schema; `None` when the bytes do not fit.
 pub fn decode_contact(datum: &[u8]) -> Option<Contact> {
+    decode_contact_ref(datum).map(|c| c.to_contact())
+}
+
+/// [`decode_contact`] without copying: the strings borrow from `datum`.
+pub fn decode_contact_ref(datum: &[u8]) -> Option<ContactRef<'_>> {
     let mut r = Reader(datum);
-    let c = Contact {
-        acd_id: r.string()?,
-        contact_id: r.string()?,
-        queue_value: r.string()?,
-        queue_name: r.string()?,
+    let c = ContactRef {
+        acd_id: r.str()?,
+        contact_id: r.str()?,
+        queue_value: r.str()?,
+        queue_name: r.str()?,
         is_outbound: r.boolean()?,
         outcome: match r.long()? {
             0 => Outcome::Handled,
@@ -132,8 +147,8 @@ pub fn decode_contact(datum: &[u8]) -> Option<Contact> {
         talk_sec: r.double()?,
         hold_sec: r.double()?,
         work_sec: r.double()?,
-        agent_value: r.opt_string()?,
-        agent_id: r.opt_string()?,
+        agent_value: r.opt_str()?,
+        agent_id: r.opt_str()?,
         party: match r.long()? {
             0 => None,
             1 => match r.long()? {

@@ -70,6 +70,73 @@ impl Contact {
     pub fn key(&self) -> String {
         format!("{}/{}", self.acd_id, self.queue_value)
     }
+
+    /// A view of it, as the hot path reads contacts straight from Kafka's buffers.
+    pub fn as_ref(&self) -> ContactRef<'_> {
+        ContactRef {
+            acd_id: &self.acd_id,
+            contact_id: &self.contact_id,
+            queue_value: &self.queue_value,
+            queue_name: &self.queue_name,
+            is_outbound: self.is_outbound,
+            outcome: self.outcome,
+            arrived_utc: self.arrived_utc,
+            ended_utc: self.ended_utc,
+            queue_delay_sec: self.queue_delay_sec,
+            talk_sec: self.talk_sec,
+            hold_sec: self.hold_sec,
+            work_sec: self.work_sec,
+            agent_value: self.agent_value.as_deref(),
+            agent_id: self.agent_id.as_deref(),
+            party: self.party,
+            received_utc: self.received_utc,
+        }
+    }
+}
+
+/// A [`Contact`] whose strings borrow from the bytes it was decoded from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ContactRef<'a> {
+    pub acd_id: &'a str,
+    pub contact_id: &'a str,
+    pub queue_value: &'a str,
+    pub queue_name: &'a str,
+    pub is_outbound: bool,
+    pub outcome: Outcome,
+    pub arrived_utc: Millis,
+    pub ended_utc: Millis,
+    pub queue_delay_sec: f64,
+    pub talk_sec: f64,
+    pub hold_sec: f64,
+    pub work_sec: f64,
+    pub agent_value: Option<&'a str>,
+    pub agent_id: Option<&'a str>,
+    pub party: Option<Party>,
+    pub received_utc: Option<Millis>,
+}
+
+impl ContactRef<'_> {
+    /// An owned copy.
+    pub fn to_contact(&self) -> Contact {
+        Contact {
+            acd_id: self.acd_id.to_string(),
+            contact_id: self.contact_id.to_string(),
+            queue_value: self.queue_value.to_string(),
+            queue_name: self.queue_name.to_string(),
+            is_outbound: self.is_outbound,
+            outcome: self.outcome,
+            arrived_utc: self.arrived_utc,
+            ended_utc: self.ended_utc,
+            queue_delay_sec: self.queue_delay_sec,
+            talk_sec: self.talk_sec,
+            hold_sec: self.hold_sec,
+            work_sec: self.work_sec,
+            agent_value: self.agent_value.map(str::to_string),
+            agent_id: self.agent_id.map(str::to_string),
+            party: self.party,
+            received_utc: self.received_utc,
+        }
+    }
 }
 
 /// Which of the three intraday lists a pre-aggregated row belongs to.

@@ -96,6 +96,11 @@ impl Scratch {
 
 impl Drop for Scratch {
     fn drop(&mut self) {
+        // ACD_TEST_KEEP=1 keeps the folder (process logs, state) for a look afterwards.
+        if std::env::var_os("ACD_TEST_KEEP").is_some() {
+            eprintln!("kept {}", self.0.display());
+            return;
+        }
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
@@ -213,7 +218,10 @@ impl Proc {
         let file = std::fs::File::create(&log).unwrap();
         let child = Command::new(BIN)
             .args(args)
-            .env("ACD_BRIDGE_LOG", "info,librdkafka=warn,rdkafka=warn")
+            .env(
+                "ACD_BRIDGE_LOG",
+                std::env::var("ACD_TEST_LOG").unwrap_or_else(|_| "info,librdkafka=warn,rdkafka=warn".into()),
+            )
             .stdout(Stdio::from(file.try_clone().unwrap()))
             .stderr(Stdio::from(file))
             .spawn()
