@@ -41,7 +41,8 @@ fn states(n: usize, agents: usize, base: i64) -> Vec<AgentState> {
             login_id: format!("agent{:05}", i % agents),
             event_code: codes[i % 4].into(),
             reason_code: String::new(),
-            event_utc_time: base + (i / agents) as i64 * 1000 + (i % agents) as i64,
+            // An agent changes state every minute or so.
+            event_utc_time: base + (i / agents) as i64 * 60_000 + (i % agents) as i64 * 37,
             received_utc: Some(base),
         })
         .collect()

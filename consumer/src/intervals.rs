@@ -61,9 +61,24 @@ struct Part {
     by_interval: BTreeMap<Millis, i64>,
     /// Agent states: per agent, each state's offset (and whether it is a logged-out state).
     by_agent: HashMap<String, BTreeMap<Millis, (i64, bool)>>,
+    /// The offsets in `by_agent`, counted: their minimum without a walk over every state.
+    state_offsets: BTreeMap<i64, u32>,
+    /// The horizon `by_agent` was last pruned to.
+    pruned_to: Millis,
     /// Pre-aggregated rows and activity waiting to be delivered: their offsets.
     pending: BTreeMap<i64, ()>,
     high: Option<Millis>,
+}
+
+fn count_offset(counts: &mut BTreeMap<i64, u32>, offset: i64, up: bool) {
+    if up {
+        *counts.entry(offset).or_default() += 1;
+    } else if let Some(n) = counts.get_mut(&offset) {
+        *n -= 1;
+        if *n == 0 {
+            counts.remove(&offset);
+        }
+    }
 }
 
 impl Part {
@@ -75,28 +90,34 @@ impl Part {
         if let Some(o) = self.by_interval.values().min() {
             min = min.min(*o);
         }
-        for states in self.by_agent.values_mut() {
-            // Keep the state in force at the horizon unless it is a logged-out one.
-            while states.len() > 1 {
-                let mut keys = states.keys();
-                let (first, second) = (*keys.next().expect("two"), *keys.next().expect("two"));
-                if second <= horizon {
-                    states.remove(&first);
-                } else {
-                    break;
+        if horizon != self.pruned_to {
+            self.pruned_to = horizon;
+            let counts = &mut self.state_offsets;
+            for states in self.by_agent.values_mut() {
+                // Keep the state in force at the horizon unless it is a logged-out one.
+                while states.len() > 1 {
+                    let mut keys = states.keys();
+                    let (first, second) = (*keys.next().expect("two"), *keys.next().expect("two"));
+                    if second <= horizon {
+                        let (o, _) = states.remove(&first).expect("first");
+                        count_offset(counts, o, false);
+                    } else {
+                        break;
+                    }
+                }
+                if let Some((t, (o, logged_out))) = states.iter().next() {
+                    if *t < horizon && *logged_out && states.len() == 1 {
+                        count_offset(counts, *o, false);
+                        states.clear();
+                    }
                 }
             }
-            if let Some((t, (_, logged_out))) = states.iter().next() {
-                if *t < horizon && *logged_out && states.len() == 1 {
-                    states.clear();
-                }
-            }
-            // States arrive out of order: a later state may sit at an earlier offset.
-            if let Some(o) = states.values().map(|(o, _)| *o).min() {
-                min = min.min(o);
-            }
+            self.by_agent.retain(|_, s| !s.is_empty());
         }
-        self.by_agent.retain(|_, s| !s.is_empty());
+        // States arrive out of order: a later state may sit at an earlier offset.
+        if let Some((o, _)) = self.state_offsets.iter().next() {
+            min = min.min(*o);
+        }
         if let Some((o, _)) = self.pending.iter().next() {
             min = min.min(*o);
         }
@@ -366,6 +387,8 @@ impl Intervals {
             next: 0,
             by_interval: BTreeMap::new(),
             by_agent: HashMap::new(),
+            state_offsets: BTreeMap::new(),
+            pruned_to: Millis::MIN,
             pending: BTreeMap::new(),
             high: None,
         })
@@ -424,23 +447,31 @@ impl Intervals {
                     Err(e) => Err(undecodable(e)),
                 }
             }
-            Stream::AgentState => match self.codec.decode_agent_state(payload).map_err(undecodable).and_then(|s| {
-                check::agent_state(&s).map_err(invalid)?;
-                Ok(s)
-            }) {
-                Ok(s) => {
-                    let logged_out = self.categories.of(&s.event_code) == Category::LoggedOut;
+            Stream::AgentState => {
+                let codec = self.codec.clone();
+                match codec.with_agent_state(payload, |s| -> Result<Admit, Unusable> {
+                    check::agent_state_ref(s).map_err(invalid)?;
+                    let logged_out = self.categories.of(s.event_code) == Category::LoggedOut;
                     let part = self.part(stream, partition);
                     let Book::Agents(book) = &mut part.book else { unreachable!("agent book") };
-                    let admit = book.add(&s);
+                    let admit = book.add_ref(s);
                     if admit == Admit::Counted {
-                        part.by_agent.entry(s.key()).or_default().insert(s.event_utc_time, (offset, logged_out));
+                        let states = match part.by_agent.get_mut(s.login_id) {
+                            Some(states) => states,
+                            None => part.by_agent.entry(s.login_id.to_string()).or_default(),
+                        };
+                        if let Some((old, _)) = states.insert(s.event_utc_time, (offset, logged_out)) {
+                            count_offset(&mut part.state_offsets, old, false);
+                        }
+                        count_offset(&mut part.state_offsets, offset, true);
                         part.high = Some(part.high.map_or(s.event_utc_time, |h| h.max(s.event_utc_time)));
                     }
                     Ok(admit)
+                }) {
+                    Ok(admit) => admit,
+                    Err(e) => Err(undecodable(e)),
                 }
-                Err(e) => Err(e),
-            },
+            }
             Stream::Interval => {
                 match self.codec.decode::<IntervalRow>(stream, payload).map_err(undecodable).and_then(|r| {
                     check::interval_row(&r, minutes).map_err(invalid)?;
@@ -639,30 +670,17 @@ impl Intervals {
     ) -> bool {
         let path = self.wfm.paths().agent_activity.clone();
         let max = self.cfg.wfm.max_rows_per_request.max(1);
-        for (i, chunk) in lists.chunks(max).enumerate() {
-            let body = self.activity_body(start, chunk.to_vec());
+        for (i, (body, agent)) in activity_bodies(&self.cfg, &self.grid, start, &lists, max).into_iter().enumerate() {
             let tag = format!("activity/{}/{}/{start}/{i}", key.0.name(), key.1);
             match self.send(&path, &body, &tag, generation).await {
                 Sent::Done => {}
                 Sent::Abandoned => return false,
                 Sent::Refused(letter) => {
-                    let agent = chunk.first().map(|e| e.agent_value.clone()).unwrap_or_default();
                     self.dead_letter(letter, "agent-activity", start, &agent).await;
                 }
             }
         }
         true
-    }
-
-    fn activity_body(&self, start: Millis, report_data: Vec<AgentActivityEntry>) -> Vec<u8> {
-        serde_json::to_vec(&AgentActivityReport {
-            acd_type: self.cfg.wfm.acd_type.clone(),
-            report_version: self.cfg.wfm.report_version.clone(),
-            start_date: format_millis(start),
-            end_date: format_millis(self.grid.end_of(start)),
-            report_data,
-        })
-        .expect("report serialises")
     }
 
     async fn deliver_rows(&mut self, rows: &[IntervalRow], stream: Stream, partition: i32) {
@@ -796,6 +814,55 @@ impl Waiter for IntervalWaiter<'_> {
 }
 
 /// The intraday request body for one interval's rows.
+/// The most bytes one agent-activity request carries, unless one agent's list alone is longer.
+pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
+
+/// One interval's activity lists as request bodies: at most `max_rows` agents and
+/// [`MAX_REQUEST_BYTES`] a request, each agent's list whole. Each body comes with its first
+/// agent, for the dead-letter key.
+pub fn activity_bodies(
+    cfg: &Config,
+    grid: &Grid,
+    start: Millis,
+    lists: &[AgentActivityEntry],
+    max_rows: usize,
+) -> Vec<(Vec<u8>, String)> {
+    let head = serde_json::to_vec(&AgentActivityReport {
+        acd_type: cfg.wfm.acd_type.clone(),
+        report_version: cfg.wfm.report_version.clone(),
+        start_date: format_millis(start),
+        end_date: format_millis(grid.end_of(start)),
+        report_data: Vec::new(),
+    })
+    .expect("report serialises");
+    // `...,"reportData":[]}`: entries go between the brackets.
+    let (prefix, suffix) = head.split_at(head.len() - 2);
+    let mut out = Vec::new();
+    let mut body: Vec<u8> = Vec::new();
+    let (mut rows, mut first) = (0, String::new());
+    for entry in lists {
+        let item = serde_json::to_vec(entry).expect("entry serialises");
+        if rows > 0 && (rows >= max_rows.max(1) || body.len() + item.len() + suffix.len() > MAX_REQUEST_BYTES) {
+            body.extend_from_slice(suffix);
+            out.push((std::mem::take(&mut body), std::mem::take(&mut first)));
+            rows = 0;
+        }
+        if rows == 0 {
+            body.extend_from_slice(prefix);
+            first = entry.agent_value.clone();
+        } else {
+            body.push(b',');
+        }
+        body.extend_from_slice(&item);
+        rows += 1;
+    }
+    if rows > 0 {
+        body.extend_from_slice(suffix);
+        out.push((body, first));
+    }
+    out
+}
+
 /// An activity record from the ACD as the WFM's list entry.
 pub fn activity_entry(a: &AgentActivity) -> AgentActivityEntry {
     AgentActivityEntry {
@@ -854,4 +921,54 @@ fn undecodable(e: CodecError) -> Unusable {
 
 fn invalid(e: Invalid) -> Unusable {
     ("invalid", e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use acd_schemas::wfm::{ActivityJson, AgentActivityEntry, AgentActivityReport};
+
+    fn entry(agent: usize, segments: usize) -> AgentActivityEntry {
+        AgentActivityEntry {
+            agent_value: format!("a{agent}"),
+            agent_id: String::new(),
+            user_name: String::new(),
+            agent_activity: (0..segments)
+                .map(|i| ActivityJson {
+                    state: "AVAIL".into(),
+                    start_time: format_millis(i as i64 * 1000),
+                    duration: 1000,
+                    reason: "x".repeat(100),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn activity_requests_are_cut_by_rows_and_by_bytes_never_inside_a_list() {
+        let cfg = Config::default();
+        let grid = Grid::minutes(15);
+        let lists: Vec<_> = (0..10).map(|a| entry(a, 3)).collect();
+        let bodies = activity_bodies(&cfg, &grid, 900_000, &lists, 4);
+        assert_eq!(bodies.len(), 3, "10 agents, 4 a request");
+        let mut agents = Vec::new();
+        for (body, first) in &bodies {
+            let r: AgentActivityReport = serde_json::from_slice(body).expect("a valid body");
+            assert_eq!(r.start_date, "1970-01-01T00:15:00.000Z");
+            assert_eq!(&r.report_data[0].agent_value, first);
+            agents.extend(r.report_data.into_iter().map(|e| e.agent_value));
+        }
+        assert_eq!(agents, (0..10).map(|a| format!("a{a}")).collect::<Vec<_>>());
+        // Lists of about 1.5 MiB each: two fit under the byte cap, not three; a list larger than
+        // the cap goes alone and whole.
+        let big: Vec<_> = (0..5).map(|a| entry(a, 10_000)).collect();
+        let bodies = activity_bodies(&cfg, &grid, 900_000, &big, 1000);
+        assert_eq!(bodies.len(), 3);
+        assert!(bodies.iter().all(|(b, _)| b.len() <= MAX_REQUEST_BYTES));
+        let huge = vec![entry(0, 40_000)];
+        let bodies = activity_bodies(&cfg, &grid, 900_000, &huge, 1000);
+        assert_eq!(bodies.len(), 1);
+        let r: AgentActivityReport = serde_json::from_slice(&bodies[0].0).unwrap();
+        assert_eq!(r.report_data[0].agent_activity.len(), 40_000);
+    }
 }

@@ -339,6 +339,7 @@ impl Pipeline {
         let mut next_offsets: BTreeMap<i32, i64> = BTreeMap::new();
         let mut fresh: Vec<Item> = Vec::with_capacity(batch.len());
         self.read.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        let mut key = String::new();
         for p in batch {
             let (partition, offset) = p.position();
             next_offsets.insert(partition, offset + 1);
@@ -364,7 +365,11 @@ impl Pipeline {
                     }
                 },
             };
-            if self.seen.admit(&state.key(), state.event_utc_time) {
+            key.clear();
+            key.push_str(&state.acd_id);
+            key.push('/');
+            key.push_str(&state.login_id);
+            if self.seen.admit(&key, state.event_utc_time) {
                 let received = state.received_utc;
                 fresh.push((
                     AgentStateJson {

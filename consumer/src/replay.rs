@@ -17,7 +17,7 @@ use acd_interval::sla::Formula;
 use acd_interval::Grid;
 use acd_schemas::records::{AgentActivity, IntervalRow};
 use acd_schemas::time::{format_millis, Millis};
-use acd_schemas::wfm::{AgentActivityReport, AgentStateJson, AgentStateList, ReportData};
+use acd_schemas::wfm::{AgentStateJson, AgentStateList, ReportData};
 use acd_schemas::Stream;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
@@ -289,15 +289,7 @@ pub async fn replay(
         }
     }
     for (start, lists) in agent_reports {
-        for chunk in lists.chunks(max) {
-            let body = serde_json::to_vec(&AgentActivityReport {
-                acd_type: cfg.wfm.acd_type.clone(),
-                report_version: cfg.wfm.report_version.clone(),
-                start_date: format_millis(start),
-                end_date: format_millis(grid.end_of(start)),
-                report_data: chunk.to_vec(),
-            })
-            .expect("report");
+        for (body, _) in crate::intervals::activity_bodies(cfg, &grid, start, &lists, max) {
             results.push(
                 send(cfg.wfm.paths.agent_activity.clone(), body, format!("agent activity {}", format_millis(start)))
                     .await,

@@ -22,8 +22,8 @@ pub struct Seen {
     window: Millis,
     /// Sorted admitted times per agent key.
     agents: HashMap<String, Vec<Millis>>,
-    /// Admitted since the last journal entry.
-    pending: Vec<(String, Millis)>,
+    /// Admitted since the last journal entry, by agent.
+    pending: HashMap<String, Vec<Millis>>,
     /// Journal entries in the store: (sequence, newest time in it).
     journal: VecDeque<(u64, Millis)>,
     next_seq: u64,
@@ -67,23 +67,21 @@ fn unzigzag(v: u64) -> i64 {
     (v >> 1) as i64 ^ -((v & 1) as i64)
 }
 
-/// Encodes (agent, time) pairs: per agent its name, a count and delta-encoded sorted times.
-fn encode(pairs: &mut [(String, Millis)]) -> Vec<u8> {
-    pairs.sort_unstable();
-    let mut out = Vec::with_capacity(pairs.len() * 4);
-    let mut i = 0;
-    while i < pairs.len() {
-        let agent = &pairs[i].0;
-        let j = i + pairs[i..].iter().take_while(|(a, _)| a == agent).count();
+/// Encodes times by agent: per agent its name, a count and delta-encoded sorted times.
+fn encode(pending: &mut HashMap<String, Vec<Millis>>) -> Vec<u8> {
+    let mut agents: Vec<(&String, &mut Vec<Millis>)> = pending.iter_mut().collect();
+    agents.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    let mut out = Vec::with_capacity(agents.iter().map(|(a, t)| a.len() + t.len() * 3 + 4).sum());
+    for (agent, times) in agents {
+        times.sort_unstable();
         put_varint(&mut out, agent.len() as u64);
         out.extend_from_slice(agent.as_bytes());
-        put_varint(&mut out, (j - i) as u64);
+        put_varint(&mut out, times.len() as u64);
         let mut prev = 0;
-        for (_, t) in &pairs[i..j] {
+        for t in times.iter() {
             put_varint(&mut out, zigzag(t - prev));
             prev = *t;
         }
-        i = j;
     }
     out
 }
@@ -152,7 +150,12 @@ impl Seen {
     /// True when `(agent, time)` is new; remembers it.
     pub fn admit(&mut self, agent: &str, time: Millis) -> bool {
         if self.insert(agent, time) {
-            self.pending.push((agent.to_string(), time));
+            match self.pending.get_mut(agent) {
+                Some(times) => times.push(time),
+                None => {
+                    self.pending.insert(agent.to_string(), vec![time]);
+                }
+            }
             true
         } else {
             false
@@ -165,7 +168,7 @@ impl Seen {
         let mut out = Vec::new();
         if !self.pending.is_empty() {
             let mut pending = std::mem::take(&mut self.pending);
-            let newest = pending.iter().map(|(_, t)| *t).max().unwrap_or(Millis::MIN);
+            let newest = pending.values().flatten().copied().max().unwrap_or(Millis::MIN);
             out.push((key(self.next_seq), Some(encode(&mut pending))));
             self.journal.push_back((self.next_seq, newest));
             self.next_seq += 1;

@@ -54,20 +54,28 @@ pub fn producer(cfg: &Config) -> Result<FutureProducer, KafkaError> {
 /// Creates every topic of `names` that is missing, with `kafka.partitions` and
 /// `kafka.replication_factor`. Existing topics are left as they are.
 pub async fn ensure_topics(cfg: &Config, names: &[&str]) -> Result<(), KafkaError> {
-    ensure_topics_with(cfg, names, cfg.kafka.partitions).await
+    ensure_topics_with(cfg, names, cfg.kafka.partitions, &[]).await
 }
 
 /// The dead-letter topic has one partition, so that an offset names one dead letter.
 pub async fn ensure_dlq(cfg: &Config) -> Result<(), KafkaError> {
-    ensure_topics_with(cfg, &[&cfg.topics.dlq], 1).await
+    ensure_topics_with(cfg, &[&cfg.topics.dlq], 1, &[("max.message.bytes", &DLQ_MAX_BYTES.to_string())]).await
 }
+
+/// The largest dead letter: a whole WFM request body (requests are kept under 4 MiB) with room.
+pub const DLQ_MAX_BYTES: usize = 8 * 1024 * 1024;
 
 /// Creates the missing topics of `names` with `partitions` partitions.
 pub async fn ensure_topics_with_partitions(cfg: &Config, names: &[&str], partitions: i32) -> Result<(), KafkaError> {
-    ensure_topics_with(cfg, names, partitions).await
+    ensure_topics_with(cfg, names, partitions, &[]).await
 }
 
-async fn ensure_topics_with(cfg: &Config, names: &[&str], partitions: i32) -> Result<(), KafkaError> {
+async fn ensure_topics_with(
+    cfg: &Config,
+    names: &[&str],
+    partitions: i32,
+    settings: &[(&str, &str)],
+) -> Result<(), KafkaError> {
     let admin: Arc<AdminClient<DefaultClientContext>> = Arc::new(client_config(cfg)?.create()?);
     // Ask first: clusters that forbid CreateTopics still work when the topics exist.
     let a = admin.clone();
@@ -85,7 +93,12 @@ async fn ensure_topics_with(cfg: &Config, names: &[&str], partitions: i32) -> Re
     tracing::info!(topics = ?missing, "creating missing topics");
     let topics: Vec<NewTopic> = missing
         .iter()
-        .map(|n| NewTopic::new(n, partitions, TopicReplication::Fixed(cfg.kafka.replication_factor)))
+        .map(|n| {
+            settings.iter().fold(
+                NewTopic::new(n, partitions, TopicReplication::Fixed(cfg.kafka.replication_factor)),
+                |t, (k, v)| t.set(k, v),
+            )
+        })
         .collect();
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     for result in admin.create_topics(&topics, &opts).await? {

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use acd_schemas::records::AgentState;
+use acd_schemas::records::{AgentState, AgentStateRef};
 use acd_schemas::time::{format_millis, Millis};
 use acd_schemas::wfm::{ActivityJson, AgentActivityEntry, AgentPerformanceRow};
 
@@ -25,8 +25,30 @@ pub struct AgentReport {
 #[derive(Debug, Clone, Default)]
 struct Timeline {
     login_id: String,
-    /// eventUtcTime -> (eventCode, reasonCode).
-    states: BTreeMap<Millis, (String, String)>,
+    /// eventUtcTime -> (eventCode, reasonCode), both interned in [`Texts`].
+    states: BTreeMap<Millis, (u32, u32)>,
+}
+
+/// Event and reason codes, stored once: a state costs two integers, not two strings.
+#[derive(Debug, Clone, Default)]
+struct Texts {
+    ids: HashMap<String, u32>,
+    texts: Vec<String>,
+    /// The category of each text read as an event code.
+    categories: Vec<Category>,
+}
+
+impl Texts {
+    fn id(&mut self, text: &str, categories: &Categories) -> u32 {
+        if let Some(id) = self.ids.get(text) {
+            return *id;
+        }
+        let id = self.texts.len() as u32;
+        self.ids.insert(text.to_string(), id);
+        self.texts.push(text.to_string());
+        self.categories.push(categories.of(text));
+        id
+    }
 }
 
 /// The agent states of one partition.
@@ -35,7 +57,9 @@ pub struct AgentBook {
     grid: Grid,
     categories: Categories,
     agents: AgentMap,
+    /// By loginId (unique within a deployment).
     timelines: HashMap<String, Timeline>,
+    texts: Texts,
     high: Option<Millis>,
     first_interval: Option<Millis>,
     /// Which intervals [`AgentBook::close`] returned, and which late states changed since.
@@ -53,6 +77,7 @@ impl AgentBook {
             categories,
             agents,
             timelines: HashMap::new(),
+            texts: Texts::default(),
             high: None,
             first_interval: None,
             closing: Closing::default(),
@@ -68,20 +93,27 @@ impl AgentBook {
     /// Adds one state; a late one marks every closed interval from its time to the agent's next
     /// state for recomputation.
     pub fn add(&mut self, s: &AgentState) -> Admit {
+        self.add_ref(&s.as_ref())
+    }
+
+    /// [`AgentBook::add`] for a state read in place.
+    pub fn add_ref(&mut self, s: &AgentStateRef<'_>) -> Admit {
         let grid = self.grid;
         let start = grid.start_of(s.event_utc_time);
-        let key = format!("{}/{}", s.acd_id, s.login_id);
-        let line = self
-            .timelines
-            .entry(key)
-            .or_insert_with(|| Timeline { login_id: s.login_id.clone(), ..Timeline::default() });
+        if !self.timelines.contains_key(s.login_id) {
+            let line = Timeline { login_id: s.login_id.to_string(), ..Timeline::default() };
+            self.timelines.insert(s.login_id.to_string(), line);
+        }
+        let line = self.timelines.get_mut(s.login_id).expect("timeline");
         if line.states.contains_key(&s.event_utc_time) {
             return Admit::Duplicate;
         }
         if grid.too_late(start, self.high) {
             return Admit::TooLate;
         }
-        line.states.insert(s.event_utc_time, (s.event_code.clone(), s.reason_code.clone()));
+        let code = self.texts.id(s.event_code, &self.categories);
+        let reason = self.texts.id(s.reason_code, &self.categories);
+        line.states.insert(s.event_utc_time, (code, reason));
         let next = line.states.range(s.event_utc_time + 1..).next().map(|(t, _)| *t);
         self.high = Some(self.high.map_or(s.event_utc_time, |h| h.max(s.event_utc_time)));
         self.first_interval = Some(self.first_interval.map_or(start, |f| f.min(start)));
@@ -126,7 +158,7 @@ impl AgentBook {
                 let from = (*t).max(start);
                 let to = iter.peek().map_or(end, |(n, _)| **n).min(end);
                 let ms = to - from;
-                match self.categories.of(code) {
+                match self.texts.categories[*code as usize] {
                     Category::LoggedOut => {}
                     Category::Ready => {
                         login += ms;
@@ -152,12 +184,12 @@ impl AgentBook {
             let mut segments = Vec::new();
             for (next, _) in line.states.range(start..end) {
                 if let Some((t, (code, reason))) = line.states.range(..*next).next_back() {
-                    if self.categories.of(code) != Category::LoggedOut {
+                    if self.texts.categories[*code as usize] != Category::LoggedOut {
                         segments.push(ActivityJson {
-                            state: code.clone(),
+                            state: self.texts.texts[*code as usize].clone(),
                             start_time: format_millis(*t),
                             duration: next - t,
-                            reason: reason.clone(),
+                            reason: self.texts.texts[*reason as usize].clone(),
                         });
                     }
                 }

@@ -63,10 +63,15 @@ fn time(field: &str, t: Millis) -> Checked {
 
 /// An agent state.
 pub fn agent_state(s: &AgentState) -> Checked {
-    id("acdId", &s.acd_id)?;
-    id("loginId", &s.login_id)?;
-    id("eventCode", &s.event_code)?;
-    text("reasonCode", &s.reason_code, 0)?;
+    agent_state_ref(&s.as_ref())
+}
+
+/// An agent state, read in place.
+pub fn agent_state_ref(s: &AgentStateRef<'_>) -> Checked {
+    id("acdId", s.acd_id)?;
+    id("loginId", s.login_id)?;
+    id("eventCode", s.event_code)?;
+    text("reasonCode", s.reason_code, 0)?;
     time("eventUtcTime", s.event_utc_time)
 }
 
@@ -77,10 +82,10 @@ pub fn contact(c: &Contact) -> Checked {
 
 /// A finished contact, read in place.
 pub fn contact_ref(c: &ContactRef<'_>) -> Checked {
-    id("acdId", &c.acd_id)?;
-    id("contactId", &c.contact_id)?;
-    id("queueValue", &c.queue_value)?;
-    text("queueName", &c.queue_name, 0)?;
+    id("acdId", c.acd_id)?;
+    id("contactId", c.contact_id)?;
+    id("queueValue", c.queue_value)?;
+    text("queueName", c.queue_name, 0)?;
     time("arrivedUtc", c.arrived_utc)?;
     time("endedUtc", c.ended_utc)?;
     if c.ended_utc < c.arrived_utc {

@@ -205,6 +205,23 @@ impl Codec {
         self.decode(Stream::Contact, bytes)
     }
 
+    /// Decodes an agent state and hands it to `f`; values written with the current schema are
+    /// read in place.
+    pub fn with_agent_state<R>(
+        &self,
+        bytes: &[u8],
+        f: impl FnOnce(&crate::records::AgentStateRef<'_>) -> R,
+    ) -> Result<R, CodecError> {
+        let current = &self.current[&Stream::AgentState];
+        if bytes.len() >= 10 && bytes[0] == 0xC3 && bytes[1] == 0x01 && bytes[2..10] == current.fingerprint {
+            if let Some(s) = crate::fast::decode_agent_state_ref(&bytes[10..]) {
+                return Ok(f(&s));
+            }
+        }
+        let s: crate::records::AgentState = self.decode(Stream::AgentState, bytes)?;
+        Ok(f(&s.as_ref()))
+    }
+
     /// Decodes a contact and hands it to `f`; values written with the current schema are read in
     /// place, without copying a string.
     pub fn with_contact<R>(

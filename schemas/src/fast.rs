@@ -3,7 +3,7 @@
 //! resolves the schema on every call; this writes and reads the bytes directly. Tests check it
 //! byte for byte against apache-avro; any other writer schema goes through apache-avro.
 
-use crate::records::{AgentState, Contact, ContactRef, Outcome, Party};
+use crate::records::{AgentState, AgentStateRef, Contact, ContactRef, Outcome, Party};
 
 fn put_long(out: &mut Vec<u8>, v: i64) {
     let mut z = ((v << 1) ^ (v >> 63)) as u64;
@@ -92,26 +92,29 @@ impl<'a> Reader<'a> {
         self.0 = rest;
         std::str::from_utf8(s).ok()
     }
-
-    fn string(&mut self) -> Option<String> {
-        let n = usize::try_from(self.long()?).ok()?;
-        if n > self.0.len() {
-            return None;
-        }
-        let (s, rest) = self.0.split_at(n);
-        self.0 = rest;
-        String::from_utf8(s.to_vec()).ok()
-    }
 }
 
 /// Reads a datum written with the current schema; `None` when the bytes do not fit it.
 pub fn decode_agent_state(datum: &[u8]) -> Option<AgentState> {
+    let s = decode_agent_state_ref(datum)?;
+    Some(AgentState {
+        acd_id: s.acd_id.to_string(),
+        login_id: s.login_id.to_string(),
+        event_code: s.event_code.to_string(),
+        reason_code: s.reason_code.to_string(),
+        event_utc_time: s.event_utc_time,
+        received_utc: s.received_utc,
+    })
+}
+
+/// [`decode_agent_state`] without copying: the strings borrow from `datum`.
+pub fn decode_agent_state_ref(datum: &[u8]) -> Option<AgentStateRef<'_>> {
     let mut r = Reader(datum);
-    let s = AgentState {
-        acd_id: r.string()?,
-        login_id: r.string()?,
-        event_code: r.string()?,
-        reason_code: r.string()?,
+    let s = AgentStateRef {
+        acd_id: r.str()?,
+        login_id: r.str()?,
+        event_code: r.str()?,
+        reason_code: r.str()?,
         event_utc_time: r.long()?,
         received_utc: match r.long()? {
             0 => None,

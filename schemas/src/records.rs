@@ -24,6 +24,29 @@ impl AgentState {
     pub fn key(&self) -> String {
         format!("{}/{}", self.acd_id, self.login_id)
     }
+
+    /// A view of it.
+    pub fn as_ref(&self) -> AgentStateRef<'_> {
+        AgentStateRef {
+            acd_id: &self.acd_id,
+            login_id: &self.login_id,
+            event_code: &self.event_code,
+            reason_code: &self.reason_code,
+            event_utc_time: self.event_utc_time,
+            received_utc: self.received_utc,
+        }
+    }
+}
+
+/// An [`AgentState`] whose strings borrow from the bytes it was decoded from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AgentStateRef<'a> {
+    pub acd_id: &'a str,
+    pub login_id: &'a str,
+    pub event_code: &'a str,
+    pub reason_code: &'a str,
+    pub event_utc_time: Millis,
+    pub received_utc: Option<Millis>,
 }
 
 /// HANDLED or ABANDONED.

@@ -131,7 +131,9 @@ fn router(sim: Sim) -> Router {
         .route(paths::INTRADAY, post(intraday))
         .route(paths::AGENT_ACTIVITY, post(agent_activity))
         .route(paths::CONNECTION, post(connection))
-        .layer(middleware::from_fn_with_state(sim.clone(), inject_faults));
+        .layer(middleware::from_fn_with_state(sim.clone(), inject_faults))
+        // Larger than any request acd-bridge builds (4 MiB); a larger one gets 413.
+        .layer(axum::extract::DefaultBodyLimit::max(16 * 1024 * 1024));
     Router::new()
         .route("/", get(index))
         .route("/sim/state", get(state))
