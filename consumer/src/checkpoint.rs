@@ -45,6 +45,23 @@ impl Checkpoints {
         Ok(self.db.get(key)?.map(|v| v.to_vec()))
     }
 
+    /// Writes one key without waiting for the disk: for data that is rebuilt from Kafka after a
+    /// crash (sled writes it out in the background, or at the next [`Checkpoints::commit`]).
+    pub fn put(&self, key: &[u8], value: Vec<u8>) -> Result<(), StoreError> {
+        self.db.insert(key, value)?;
+        Ok(())
+    }
+
+    /// Deletes every key in `[from, to)`, without waiting for the disk.
+    pub fn remove_range(&self, from: &[u8], to: &[u8]) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for kv in self.db.range(from..to) {
+            batch.remove(kv?.0);
+        }
+        self.db.apply_batch(batch)?;
+        Ok(())
+    }
+
     /// Applies `writes` atomically and flushes them to disk.
     pub fn commit(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         if writes.is_empty() {

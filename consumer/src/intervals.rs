@@ -39,6 +39,7 @@ use crate::checkpoint::Checkpoints;
 use crate::delivery::{deliver, Delivery, Waiter};
 use crate::dlq::{DeadLetter, DeadLetters};
 use crate::group::{Ctx, Member};
+use crate::keystore::SledKeys;
 use crate::wfm::WfmClient;
 use crate::ConsumerError;
 
@@ -65,6 +66,10 @@ struct Part {
     state_offsets: BTreeMap<i64, u32>,
     /// The horizon `by_agent` was last pruned to.
     pruned_to: Millis,
+    /// Where this instance had read to when it last delivered from this partition: a rebuilt
+    /// book closes nothing before it has read that far again, so it sends each interval once,
+    /// whole, instead of every intermediate version it passes on the way.
+    replay_until: i64,
     /// Pre-aggregated rows and activity waiting to be delivered: their offsets.
     pending: BTreeMap<i64, ()>,
     high: Option<Millis>,
@@ -176,6 +181,8 @@ impl Intervals {
         metrics: acd_core::metrics::Registry,
         shutdown: CancellationToken,
     ) -> Result<Intervals, ConsumerError> {
+        // Spilled dedup keys belong to books of the last run; books are rebuilt from Kafka.
+        store.remove_range(crate::keystore::PREFIX.as_bytes(), b"ckeys0")?;
         let generation = Arc::new(AtomicU64::new(0));
         let mut cc = acd_core::kafka::client_config(&cfg)?;
         cc.set("group.id", group_id(&cfg))
@@ -257,8 +264,13 @@ impl Intervals {
             let settled = self.close_and_deliver(generation).await?;
             let t3 = Instant::now();
             // What the WFM accepted this round, so a rebuild does not send it again.
-            let hashes = std::mem::take(&mut self.delivered);
+            let mut hashes = std::mem::take(&mut self.delivered);
             if !hashes.is_empty() {
+                for ((stream, partition), part) in &self.parts {
+                    if *partition >= 0 {
+                        hashes.push((read_key(*stream, *partition), Some(part.next.to_le_bytes().to_vec())));
+                    }
+                }
                 let store = self.store.clone();
                 tokio::task::spawn_blocking(move || store.commit(hashes)).await.expect("checkpoint task")?;
             }
@@ -376,9 +388,20 @@ impl Intervals {
             zero_fill: self.cfg.interval.zero_fill_days as i64 * 86_400_000,
         };
         let (grid, categories, agents, formula) = (self.grid, &self.categories, &self.agents, self.formula);
+        let store = self.store.clone();
+        let replay_until = self
+            .store
+            .get(&read_key(stream, partition))
+            .ok()
+            .flatten()
+            .and_then(|v| Some(i64::from_le_bytes(v.try_into().ok()?)))
+            .unwrap_or(0);
         self.parts.entry((stream, partition)).or_insert_with(|| Part {
             book: match stream {
-                Stream::Contact => Book::Queues(Box::new(QueueBook::new(settings))),
+                Stream::Contact => Book::Queues(Box::new(QueueBook::with_key_store(
+                    settings,
+                    Box::new(SledKeys::new(store, &format!("{}/{partition}", stream.name()))),
+                ))),
                 Stream::AgentState => Book::Agents(Box::new(AgentBook::new(grid, categories.clone(), agents.clone()))),
                 Stream::Interval => Book::Rows(Box::new(Rollup::new(grid.length, formula))),
                 _ => Book::Activity,
@@ -389,6 +412,7 @@ impl Intervals {
             by_agent: HashMap::new(),
             state_offsets: BTreeMap::new(),
             pruned_to: Millis::MIN,
+            replay_until,
             pending: BTreeMap::new(),
             high: None,
         })
@@ -544,6 +568,9 @@ impl Intervals {
         for key in keys {
             let part = self.parts.get_mut(&key).expect("part");
             let idle = part.last_record.elapsed().as_millis() as Millis;
+            if part.next < part.replay_until && idle < self.grid.idle_close {
+                continue;
+            }
             let (queues, agents, rows): (Vec<QueueReport>, Vec<AgentReport>, Vec<IntervalRow>) = match &mut part.book {
                 Book::Queues(b) => (b.close(idle, now), Vec::new(), Vec::new()),
                 Book::Agents(b) => (Vec::new(), b.close(idle, now), Vec::new()),
@@ -904,6 +931,11 @@ pub fn load_agent_map(cfg: &Config) -> Result<AgentMap, ConsumerError> {
         ConsumerError::Refused(format!("configuration: agents.map_file: cannot read {}: {e}", cfg.agents.map_file))
     })?;
     AgentMap::parse(&text).map_err(|e| ConsumerError::Refused(format!("configuration: agents.map_file: {e}")))
+}
+
+/// The store key of how far a partition had been read when its last delivery was recorded.
+fn read_key(stream: Stream, partition: i32) -> Vec<u8> {
+    format!("read/{}/{partition}", stream.name()).into_bytes()
 }
 
 /// A record of a round: in librdkafka's buffer, or copied out while the consumer was paused.

@@ -8,6 +8,7 @@
 //! - [`classify`] and [`retry`]: what an HTTP outcome means, and how long to wait.
 //! - [`wfm`]: the WFM API client with its token life cycle.
 //! - [`connection`]: ACD connector state from `topics.connector_status` to the WFM.
+//! - [`keystore`]: contact dedup keys of cold intervals, in the checkpoint store.
 //! - [`checkpoint`]: the sled seam; [`dlq`]: the dead-letter topic; [`admin`]: `/healthz`,
 //!   `/readyz`, `/metrics`, `/status`.
 
@@ -19,6 +20,7 @@ pub mod delivery;
 pub mod dlq;
 pub mod group;
 pub mod intervals;
+pub mod keystore;
 pub mod ops;
 pub mod pipeline;
 pub mod replay;

@@ -5,7 +5,8 @@
 //! Layout:
 //! - [`grid`]: interval boundaries, the closing rule (watermark, grace, idle), rounding.
 //! - [`sla`]: the three service-level formulas.
-//! - [`queues`]: contacts into queue and agent-per-queue rows, deduplicated, zero-filled.
+//! - [`queues`]: contacts into queue and agent-per-queue rows, deduplicated, zero-filled;
+//!   [`keys`]: their dedup keys, in memory near the watermark, behind a store seam further back.
 //! - [`agents`]: agent states into login/ready/not-ready time and activity segments.
 //! - [`categories`] and [`agent_map`]: event codes to categories, loginIds to agent values.
 //! - [`rollup`]: pre-aggregated half-interval rows summed into whole ones.
@@ -19,6 +20,7 @@ pub mod agent_map;
 pub mod agents;
 pub mod categories;
 pub mod grid;
+pub mod keys;
 pub mod queues;
 pub mod rollup;
 pub mod sla;

@@ -8,6 +8,7 @@ use acd_schemas::time::Millis;
 use acd_schemas::wfm::{AgentQueueRow, QueueRow};
 
 use crate::grid::{Closing, Grid};
+use crate::keys::{KeyStore, Keys, MemoryKeys, HOT_INTERVALS};
 use crate::sla::Formula;
 use crate::Admit;
 
@@ -73,12 +74,12 @@ pub struct QueueReport {
 
 /// The contacts of one partition, aggregated. Queues and agents are interned: a contact costs
 /// map lookups by `&str` and integer-keyed cell updates, no allocation.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct QueueBook {
     settings: QueueSettings,
-    /// A 128-bit hash of (acdId, contactId) of each counted contact, with its endedUtc for
-    /// expiry: 16 bytes a key instead of two strings (collision odds about 1e-27 at 1e6 keys).
-    counted: HashMap<u128, Millis>,
+    /// A 128-bit hash of (acdId, contactId) of each counted contact: 16 bytes a key instead of
+    /// two strings (collision odds about 1e-27 at 1e6 keys).
+    counted: Keys,
     queue_ids: HashMap<String, u32>,
     /// By queue id; `None` once pruned.
     queues: Vec<Option<Queue>>,
@@ -126,11 +127,16 @@ fn intern(ids: &mut HashMap<String, u32>, next: usize, value: &str) -> (u32, boo
 }
 
 impl QueueBook {
-    /// An empty book.
+    /// An empty book, its cold keys in memory.
     pub fn new(settings: QueueSettings) -> QueueBook {
+        QueueBook::with_key_store(settings, Box::new(MemoryKeys::default()))
+    }
+
+    /// An empty book whose cold dedup keys go to `store`.
+    pub fn with_key_store(settings: QueueSettings, store: Box<dyn KeyStore>) -> QueueBook {
         QueueBook {
             settings,
-            counted: HashMap::new(),
+            counted: Keys::new(store),
             queue_ids: HashMap::new(),
             queues: Vec::new(),
             agent_ids: HashMap::new(),
@@ -167,14 +173,17 @@ impl QueueBook {
         let grid = self.settings.grid;
         let start = grid.start_of(c.ended_utc);
         let key = contact_key(c.acd_id, c.contact_id);
-        if self.counted.contains_key(&key) {
+        if self.counted.contains(key, start) {
             return Admit::Duplicate;
         }
         if grid.too_late(start, self.high) {
             return Admit::TooLate;
         }
-        self.counted.insert(key, c.ended_utc);
-        self.high = Some(self.high.map_or(c.ended_utc, |h| h.max(c.ended_utc)));
+        self.counted.insert(key, start);
+        if self.high.is_none_or(|h| c.ended_utc > h) {
+            self.high = Some(c.ended_utc);
+            self.counted.cool(grid.start_of(c.ended_utc) - HOT_INTERVALS * grid.length);
+        }
         if self.closing.is_closed(start) {
             self.closing.reopen(start);
         }
@@ -342,23 +351,24 @@ impl QueueBook {
         Some(QueueReport { start, end, queue_rows, agent_queue_rows })
     }
 
-    /// Forgets what can no longer change: cells and dedup keys beyond the lateness window.
+    /// Forgets what can no longer change: cells and dedup keys beyond the lateness window; moves
+    /// the keys of intervals no longer near the watermark out of memory.
     fn prune(&mut self) {
         let Some(high) = self.high else { return };
         let grid = self.settings.grid;
         let horizon = grid.start_of(high - grid.max_lateness) - grid.length;
         if let Some(closed) = self.closing.closed_until() {
             let horizon = horizon.min(closed);
-            // Cells and keys are pruned together: when the oldest cell is inside the horizon, so
-            // is every key, and a walk over a million keys would find nothing.
+            // Every key's interval has a cell: when the oldest cell is inside the horizon, so is
+            // every key.
             let oldest = self.cells.keys().next().map(|(s, _)| *s);
             if horizon <= self.pruned_at || oldest.is_none_or(|o| o >= horizon) {
                 return;
             }
             self.pruned_at = horizon;
+            self.counted.forget_before(horizon);
             self.cells.retain(|(s, _), _| *s >= horizon);
             self.agent_cells.retain(|(s, _, _), _| *s >= horizon);
-            self.counted.retain(|_, ended| *ended >= horizon);
         }
         let zero_fill = self.settings.zero_fill;
         for slot in &mut self.queues {
@@ -369,9 +379,14 @@ impl QueueBook {
         }
     }
 
-    /// Distinct contacts remembered for deduplication.
+    /// Dedup keys held in memory.
     pub fn remembered(&self) -> usize {
-        self.counted.len()
+        self.counted.in_memory()
+    }
+
+    /// Dedup keys moved to the key store so far.
+    pub fn spilled(&self) -> u64 {
+        self.counted.spilled()
     }
 }
 
@@ -448,6 +463,23 @@ mod tests {
         assert_eq!(row.contacts_received, 1);
         assert_eq!(row.handle_time, 130.0);
         assert!(rows_at(&out, "09:00:00").is_empty() && rows_at(&out, "09:15:00").is_empty());
+    }
+
+    #[test]
+    fn a_duplicate_of_a_contact_whose_interval_went_cold_is_still_recognised() {
+        let mut b = QueueBook::new(settings());
+        b.add(&handled("c1", "q", "09:00:00", "09:05:00", 5.0));
+        // Three hours later: 09:00 is long closed and its keys out of memory.
+        for (i, ended) in ["10:00:00", "11:00:00", "12:00:00"].iter().enumerate() {
+            b.add(&handled(&format!("n{i}"), "q", "09:00:00", ended, 5.0));
+            b.close(0, 0);
+        }
+        assert!(b.spilled() >= 1, "the 09:00 key left memory");
+        assert_eq!(b.add(&handled("c1", "q", "09:00:00", "09:05:00", 5.0)), Admit::Duplicate);
+        let late = b.add(&handled("c9", "q", "09:00:00", "09:06:00", 5.0));
+        assert_eq!(late, Admit::Counted, "a new late contact for the cold interval counts");
+        let again = b.close(0, 0);
+        assert_eq!(rows_at(&again, "09:00:00")[0].contacts_received, 2, "recomputed with both");
     }
 
     #[test]

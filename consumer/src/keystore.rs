@@ -1,0 +1,122 @@
+//! The dedup keys of cold intervals ([`acd_interval::keys`]) in the checkpoint store: one value
+//! per interval and spill (`ckeys/<topic>/<partition>/<interval>/<seq>`, 16 bytes a key), so a
+//! million keys cost a few hundred store entries, not a million. These keys are rebuilt from
+//! Kafka with their book, so they are written without a flush, and a book's keys are dropped
+//! when the book is created.
+
+use std::collections::HashSet;
+
+use acd_interval::keys::KeyStore;
+use acd_schemas::time::Millis;
+
+use crate::checkpoint::Checkpoints;
+
+/// The prefix of every spilled key.
+pub const PREFIX: &str = "ckeys/";
+
+/// One book's cold keys.
+pub struct SledKeys {
+    store: Checkpoints,
+    prefix: Vec<u8>,
+    seq: u32,
+    /// The keys of the interval looked up last: late contacts come in bursts.
+    cache: Option<(Millis, HashSet<u128>)>,
+}
+
+/// An interval start as bytes that sort like the number.
+fn start_bytes(start: Millis) -> [u8; 8] {
+    ((start as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+impl SledKeys {
+    /// The store of the book `tag` (topic and partition), emptied.
+    pub fn new(store: Checkpoints, tag: &str) -> SledKeys {
+        let prefix = format!("{PREFIX}{tag}/").into_bytes();
+        let mut end = prefix.clone();
+        end.push(0xff);
+        if let Err(e) = store.remove_range(&prefix, &end) {
+            tracing::error!(error = %e, "could not clear spilled dedup keys");
+        }
+        SledKeys { store, prefix, seq: 0, cache: None }
+    }
+
+    fn interval_key(&self, start: Millis) -> Vec<u8> {
+        let mut k = self.prefix.clone();
+        k.extend_from_slice(&start_bytes(start));
+        k
+    }
+}
+
+impl KeyStore for SledKeys {
+    fn spill(&mut self, start: Millis, keys: Vec<u128>) {
+        let mut k = self.interval_key(start);
+        k.extend_from_slice(&self.seq.to_be_bytes());
+        self.seq += 1;
+        let mut value = Vec::with_capacity(keys.len() * 16);
+        for key in &keys {
+            value.extend_from_slice(&key.to_le_bytes());
+        }
+        if let Err(e) = self.store.put(&k, value) {
+            tracing::error!(error = %e, "could not spill dedup keys");
+        }
+        if let Some((s, set)) = &mut self.cache {
+            if *s == start {
+                set.extend(keys);
+            }
+        }
+    }
+
+    fn contains(&mut self, start: Millis, key: u128) -> bool {
+        if self.cache.as_ref().is_none_or(|(s, _)| *s != start) {
+            let mut set = HashSet::new();
+            match self.store.scan(&self.interval_key(start)) {
+                Ok(entries) => {
+                    for (_, v) in entries {
+                        set.extend(v.chunks_exact(16).map(|c| u128::from_le_bytes(c.try_into().expect("16 bytes"))));
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "could not read spilled dedup keys"),
+            }
+            self.cache = Some((start, set));
+        }
+        self.cache.as_ref().is_some_and(|(_, set)| set.contains(&key))
+    }
+
+    fn forget_before(&mut self, start: Millis) {
+        if let Err(e) = self.store.remove_range(&self.prefix, &self.interval_key(start)) {
+            tracing::error!(error = %e, "could not drop expired dedup keys");
+        }
+        if self.cache.as_ref().is_some_and(|(s, _)| *s < start) {
+            self.cache = None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spilled_keys_are_found_by_interval_and_dropped_with_it() {
+        let dir = std::env::temp_dir().join(format!("acd-keys-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Checkpoints::open(&dir).unwrap();
+        let mut k = SledKeys::new(store.clone(), "contacts/3");
+        k.spill(-900_000, vec![1, 2]);
+        k.spill(900_000, vec![3]);
+        k.spill(900_000, vec![4]);
+        assert!(k.contains(-900_000, 2), "a start before the epoch sorts first");
+        assert!(k.contains(900_000, 3) && k.contains(900_000, 4));
+        assert!(!k.contains(900_000, 1), "looked up under its own interval only");
+        k.forget_before(900_000);
+        assert!(!k.contains(-900_000, 2));
+        assert!(k.contains(900_000, 4));
+        // Another book's keys are its own; a new book starts empty.
+        let mut other = SledKeys::new(store.clone(), "contacts/30");
+        assert!(!other.contains(900_000, 4));
+        let mut again = SledKeys::new(store, "contacts/3");
+        assert!(!again.contains(900_000, 4));
+        drop((k, other, again));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
