@@ -389,13 +389,18 @@ fn bench_contacts() {
         (got as usize >= n).then_some(())
     });
     let secs = t.elapsed().as_secs_f64();
+    let metrics = client.get(setup.admin("/metrics")).send().ok().and_then(|r| r.text().ok()).unwrap_or_default();
+    let gauge = |name: &str| -> String {
+        metrics.lines().find(|l| l.starts_with(name)).and_then(|l| l.split_whitespace().nth(1)).unwrap_or("?").into()
+    };
+    let (hot, spilled) = (gauge("acd_contact_keys_in_memory"), gauge("acd_contact_keys_spilled"));
     let ours = n as f64 / secs;
     let (t0, n0) = first.unwrap_or((0.0, 0));
     let steady = (n as u64 - n0) as f64 / (secs - t0).max(1e-3);
     println!(
         "contacts: {n} contacts ({n} distinct dedup keys) in {secs:.1} s = {ours:.0}/s from process start \
          ({steady:.0}/s once reading; start-up and group join {t0:.1} s), decode+dedup+aggregate+deliver closed intervals \
-         | kcat -C {kcat:.0}/s (best of 3) | ratio {:.2} (steady {:.2}) | consumer peak RSS {peak_rss:.0} MB",
+         | kcat -C {kcat:.0}/s (best of 3) | ratio {:.2} (steady {:.2}) | consumer peak RSS {peak_rss:.0} MB; dedup keys in memory {hot}, in sled {spilled}",
         ours / kcat,
         steady / kcat
     );

@@ -28,7 +28,7 @@ impl Checkpoints {
     /// Opens (or creates) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Checkpoints, StoreError> {
         let db =
-            sled::Config::new().path(dir).cache_capacity(64 * 1024 * 1024).mode(sled::Mode::HighThroughput).open()?;
+            sled::Config::new().path(dir).cache_capacity(16 * 1024 * 1024).mode(sled::Mode::HighThroughput).open()?;
         Ok(Checkpoints { db })
     }
 

@@ -285,6 +285,19 @@ impl Intervals {
                 checkpoint_ms = t3.elapsed().as_secs_f64() * 1e3,
                 "interval round"
             );
+            let (mut in_memory, mut spilled) = (0, 0);
+            for part in self.parts.values() {
+                if let Book::Queues(b) = &part.book {
+                    in_memory += b.remembered() as i64;
+                    spilled += b.spilled() as i64;
+                }
+            }
+            self.metrics
+                .gauge("acd_contact_keys_in_memory", "Contact dedup keys held in memory (hot intervals)", &[])
+                .store(in_memory, Ordering::Relaxed);
+            self.metrics
+                .gauge("acd_contact_keys_spilled", "Contact dedup keys moved to the checkpoint store", &[])
+                .store(spilled, Ordering::Relaxed);
             let open = self.open_intervals();
             let mut board = self.board.lock().expect("board");
             board.interval_partitions = self.parts.len();
