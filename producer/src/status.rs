@@ -173,11 +173,12 @@ mod tests {
         s.set("west", "simulator", ConnectionState::Connected, "generating");
         let first = s.take(false);
         assert_eq!(first.len(), 2);
-        assert_eq!(first[0].last_event_utc, Some(1_000));
-        assert!(s.take(false).is_empty(), "nothing changed since");
+        assert_eq!(first[0].last_event_utc, Some(2_000));
+        s.saw_data("east", "push", 3_000);
+        assert!(s.take(false).is_empty(), "new data is not a change of state");
         let beat = s.take(true);
         assert_eq!(beat.len(), 2);
-        assert_eq!(beat[0].last_event_utc, Some(2_000), "a heartbeat carries the latest event time");
+        assert_eq!(beat[0].last_event_utc, Some(3_000), "a heartbeat carries the latest event time");
         s.disconnect_all("stopped");
         let last = s.take(false);
         assert!(last.iter().all(|r| r.status == ConnectionState::Disconnected && r.detail == "stopped"));
