@@ -98,7 +98,18 @@ mod tests {
             c.commit(vec![(b"a/1".to_vec(), Some(b"x".to_vec())), (b"a/2".to_vec(), Some(b"y".to_vec()))]).unwrap();
             c.commit(vec![(b"a/1".to_vec(), None)]).unwrap();
         }
-        let c = Checkpoints::open(&dir).unwrap();
+        // sled's flusher thread lets go of the folder's lock shortly after the handle is dropped.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let c = loop {
+            match Checkpoints::open(&dir) {
+                Ok(c) => break c,
+                Err(e) if std::time::Instant::now() < deadline => {
+                    assert!(e.to_string().contains("lock"), "{e}");
+                    std::thread::yield_now();
+                }
+                Err(e) => panic!("{e}"),
+            }
+        };
         assert_eq!(c.scan(b"a/").unwrap(), vec![(b"a/2".to_vec(), b"y".to_vec())]);
         drop(c);
         let _ = std::fs::remove_dir_all(&dir);

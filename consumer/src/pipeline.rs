@@ -345,25 +345,23 @@ impl Pipeline {
             next_offsets.insert(partition, offset + 1);
             let state = match p {
                 Polled::State { state, .. } => state,
-                Polled::Raw(m) => match self.decode(m.payload().unwrap_or_default()).await {
-                    Ok(s) => match acd_schemas::check::agent_state(&s) {
-                        Ok(()) => s,
-                        Err(e) => {
-                            let letter = input_letter(&m, "invalid", &e.to_string());
-                            self.dlq.send(&letter).await;
+                Polled::Raw(m) => {
+                    let usable = match self.decode(m.payload().unwrap_or_default()).await {
+                        Ok(s) => {
+                            acd_schemas::check::agent_state(&s).map(|()| s).map_err(|e| ("invalid", e.to_string()))
+                        }
+                        Err(e) => Err(("undecodable", e.to_string())),
+                    };
+                    match usable {
+                        Ok(s) => s,
+                        Err((reason, e)) => {
+                            self.dlq.send(&input_letter(&m, reason, &e)).await;
                             self.dead.fetch_add(1, Ordering::Relaxed);
-                            tracing::warn!(topic = m.topic(), partition, offset, error = %e, "invalid record dead-lettered");
+                            tracing::warn!(topic = m.topic(), partition, offset, reason, error = %e, "unusable record dead-lettered");
                             continue;
                         }
-                    },
-                    Err(e) => {
-                        let letter = input_letter(&m, "undecodable", &e.to_string());
-                        self.dlq.send(&letter).await;
-                        self.dead.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(topic = m.topic(), partition, offset, error = %e, "undecodable record dead-lettered");
-                        continue;
                     }
-                },
+                }
             };
             key.clear();
             key.push_str(&state.acd_id);
