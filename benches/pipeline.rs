@@ -33,7 +33,8 @@ fn ensure_broker() {
     }
 }
 
-fn states(n: usize, agents: usize, base: i64) -> Vec<AgentState> {
+/// `n` states of `agents` agents, each agent changing state every `every` milliseconds.
+fn states(n: usize, agents: usize, base: i64, every: i64) -> Vec<AgentState> {
     let codes = ["AVAIL", "ACD", "ACW", "AUX"];
     (0..n)
         .map(|i| AgentState {
@@ -41,8 +42,7 @@ fn states(n: usize, agents: usize, base: i64) -> Vec<AgentState> {
             login_id: format!("agent{:05}", i % agents),
             event_code: codes[i % 4].into(),
             reason_code: String::new(),
-            // An agent changes state every minute or so.
-            event_utc_time: base + (i / agents) as i64 * 60_000 + (i % agents) as i64 * 37,
+            event_utc_time: base + (i / agents) as i64 * every + (i % agents) as i64 * 37 % every.max(1),
             received_utc: Some(base),
         })
         .collect()
@@ -117,7 +117,8 @@ fn bench_ingest() {
     let cfg = setup.config("");
     let _p = Proc::start("produce", &["produce", "--config", cfg.to_str().unwrap()], &setup.scratch.0);
     wait_ok(&setup.ingest("/healthz"), Duration::from_secs(60));
-    let records = states(n, 1000, 1_714_000_000_000);
+    // An agent changes state every minute or so.
+    let records = states(n, 1000, 1_714_000_000_000, 60_000);
     let bodies: Arc<Vec<String>> = Arc::new(
         records
             .chunks(500)
@@ -187,7 +188,7 @@ fn prefill(brokers: &str, topic: &str, n: usize) {
     let producer = fill_producer(brokers);
     let codec = Codec::default();
     let mut i = 0;
-    for s in states(n, 1000, 1_714_000_000_000) {
+    for s in states(n, 1000, 1_714_000_000_000, 60_000) {
         let v = codec.encode(Stream::AgentState, &s).unwrap();
         let key = s.key();
         loop {
@@ -247,7 +248,7 @@ fn bench_latency() {
     wait_ok(&setup.admin("/healthz"), Duration::from_secs(60));
     let url = setup.ingest("/v1/agent-states");
     // Warm up until the consumer has its partitions and delivers.
-    let warm = json!({"agentStateList": [as_json(&states(1, 1, 1)[0])]}).to_string();
+    let warm = json!({"agentStateList": [as_json(&states(1, 1, 1, 1000)[0])]}).to_string();
     http().post(&url).header("Content-Type", "application/json").body(warm).send().unwrap();
     poll("warm-up delivery", Duration::from_secs(60), || {
         let s: Value = http().get(setup.wfm("/sim/state")).send().ok()?.json().ok()?;
@@ -259,7 +260,8 @@ fn bench_latency() {
         let batch = if rate <= 2_000 { 100 } else { 500 };
         let per_sec = rate / batch;
         let total = rate * seconds;
-        let records = states(total, 2000, base);
+        // Event time runs with the wall clock: 2,000 agents share the offered rate.
+        let records = states(total, 2000, base, (2000 * 1000 / rate) as i64);
         base += 10_000_000_000;
         let bodies: Vec<(i64, String)> = records
             .chunks(batch)
