@@ -117,6 +117,17 @@ fn replace_name(slot: &mut (Millis, String, bool), ended: Millis, name: &str, ou
     }
 }
 
+/// Counts a handled contact's right- or wrong-party figures.
+fn tally_party(party: Option<Party>, handle: f64, right: (&mut i64, &mut f64), wrong: (&mut i64, &mut f64)) {
+    let (count, time) = match party {
+        Some(Party::Right) => right,
+        Some(Party::Wrong) => wrong,
+        None => return,
+    };
+    *count += 1;
+    *time += handle;
+}
+
 fn intern(ids: &mut HashMap<String, u32>, next: usize, value: &str) -> (u32, bool) {
     if let Some(id) = ids.get(value) {
         return (*id, false);
@@ -225,17 +236,12 @@ impl QueueBook {
                 cell.handle_time += handle;
                 cell.work_time += c.work_sec;
                 cell.hold_time += c.hold_sec;
-                match c.party {
-                    Some(Party::Right) => {
-                        cell.right_contacts += 1;
-                        cell.right_time += handle;
-                    }
-                    Some(Party::Wrong) => {
-                        cell.wrong_contacts += 1;
-                        cell.wrong_time += handle;
-                    }
-                    None => {}
-                }
+                tally_party(
+                    c.party,
+                    handle,
+                    (&mut cell.right_contacts, &mut cell.right_time),
+                    (&mut cell.wrong_contacts, &mut cell.wrong_time),
+                );
                 let agent = c.agent_value.unwrap_or_default();
                 let (aid, new) = intern(&mut self.agent_ids, self.agents.len(), agent);
                 if new {
@@ -246,17 +252,12 @@ impl QueueBook {
                 a.handled_time += handle;
                 a.work_time += c.work_sec;
                 a.hold_time += c.hold_sec;
-                match c.party {
-                    Some(Party::Right) => {
-                        a.right_contacts += 1;
-                        a.right_time += handle;
-                    }
-                    Some(Party::Wrong) => {
-                        a.wrong_contacts += 1;
-                        a.wrong_time += handle;
-                    }
-                    None => {}
-                }
+                tally_party(
+                    c.party,
+                    handle,
+                    (&mut a.right_contacts, &mut a.right_time),
+                    (&mut a.wrong_contacts, &mut a.wrong_time),
+                );
                 if let Some(id) = c.agent_id.filter(|id| !id.is_empty() && *id != a.agent_id) {
                     a.agent_id = id.to_string();
                 }

@@ -183,11 +183,18 @@ impl Codec {
         out
     }
 
+    /// The datum of a single-object value written with the current schema of `stream`: the
+    /// values the hand-written fast path reads.
+    fn current_datum<'b>(&self, stream: Stream, bytes: &'b [u8]) -> Option<&'b [u8]> {
+        let current = &self.current[&stream];
+        (bytes.len() >= 10 && bytes[0] == 0xC3 && bytes[1] == 0x01 && bytes[2..10] == current.fingerprint)
+            .then(|| &bytes[10..])
+    }
+
     /// Decodes an agent state; values written with the current schema take the fast path.
     pub fn decode_agent_state(&self, bytes: &[u8]) -> Result<crate::records::AgentState, CodecError> {
-        let current = &self.current[&Stream::AgentState];
-        if bytes.len() >= 10 && bytes[0] == 0xC3 && bytes[1] == 0x01 && bytes[2..10] == current.fingerprint {
-            if let Some(s) = crate::fast::decode_agent_state(&bytes[10..]) {
+        if let Some(datum) = self.current_datum(Stream::AgentState, bytes) {
+            if let Some(s) = crate::fast::decode_agent_state(datum) {
                 return Ok(s);
             }
         }
@@ -196,9 +203,8 @@ impl Codec {
 
     /// Decodes a contact; values written with the current schema take the fast path.
     pub fn decode_contact(&self, bytes: &[u8]) -> Result<crate::records::Contact, CodecError> {
-        let current = &self.current[&Stream::Contact];
-        if bytes.len() >= 10 && bytes[0] == 0xC3 && bytes[1] == 0x01 && bytes[2..10] == current.fingerprint {
-            if let Some(c) = crate::fast::decode_contact(&bytes[10..]) {
+        if let Some(datum) = self.current_datum(Stream::Contact, bytes) {
+            if let Some(c) = crate::fast::decode_contact(datum) {
                 return Ok(c);
             }
         }
@@ -212,9 +218,8 @@ impl Codec {
         bytes: &[u8],
         f: impl FnOnce(&crate::records::AgentStateRef<'_>) -> R,
     ) -> Result<R, CodecError> {
-        let current = &self.current[&Stream::AgentState];
-        if bytes.len() >= 10 && bytes[0] == 0xC3 && bytes[1] == 0x01 && bytes[2..10] == current.fingerprint {
-            if let Some(s) = crate::fast::decode_agent_state_ref(&bytes[10..]) {
+        if let Some(datum) = self.current_datum(Stream::AgentState, bytes) {
+            if let Some(s) = crate::fast::decode_agent_state_ref(datum) {
                 return Ok(f(&s));
             }
         }
@@ -229,9 +234,8 @@ impl Codec {
         bytes: &[u8],
         f: impl FnOnce(&crate::records::ContactRef<'_>) -> R,
     ) -> Result<R, CodecError> {
-        let current = &self.current[&Stream::Contact];
-        if bytes.len() >= 10 && bytes[0] == 0xC3 && bytes[1] == 0x01 && bytes[2..10] == current.fingerprint {
-            if let Some(c) = crate::fast::decode_contact_ref(&bytes[10..]) {
+        if let Some(datum) = self.current_datum(Stream::Contact, bytes) {
+            if let Some(c) = crate::fast::decode_contact_ref(datum) {
                 return Ok(f(&c));
             }
         }
