@@ -248,21 +248,22 @@ fn bench_latency() {
     wait_ok(&setup.admin("/healthz"), Duration::from_secs(60));
     let url = setup.ingest("/v1/agent-states");
     // Warm up until the consumer has its partitions and delivers.
-    let warm = json!({"agentStateList": [as_json(&states(1, 1, 1, 1000)[0])]}).to_string();
+    let warm =
+        json!({"agentStateList": [as_json(&states(1, 1, acd_schemas::time::now_millis(), 1000)[0])]}).to_string();
     http().post(&url).header("Content-Type", "application/json").body(warm).send().unwrap();
     poll("warm-up delivery", Duration::from_secs(60), || {
         let s: Value = http().get(setup.wfm("/sim/state")).send().ok()?.json().ok()?;
         (!s["agentStates"].as_array()?.is_empty()).then_some(())
     });
-    let mut base = 1_715_000_000_000i64;
     for rate in [2_000usize, 20_000] {
+        // Event time is the wall clock, as from a live ACD.
+        let base = acd_schemas::time::now_millis();
         let seconds = 15;
         let batch = if rate <= 2_000 { 100 } else { 500 };
         let per_sec = rate / batch;
         let total = rate * seconds;
         // Event time runs with the wall clock: 2,000 agents share the offered rate.
         let records = states(total, 2000, base, (2000 * 1000 / rate) as i64);
-        base += 10_000_000_000;
         let bodies: Vec<(i64, String)> = records
             .chunks(batch)
             .map(|c| {
@@ -316,6 +317,29 @@ fn bench_latency() {
             }
             (lat.len() >= total).then_some(lat)
         });
+        if std::env::var_os("BENCH_LATENCY_DETAIL").is_some() {
+            let s: Value = http().get(setup.wfm("/sim/state")).send().unwrap().json().unwrap();
+            let list = s["agentStates"].as_array().unwrap();
+            let recv = s["agentStatesReceivedMs"].as_array().unwrap();
+            let mut slow: Vec<(i64, i64, String)> = Vec::new();
+            for (st, r) in list.iter().zip(recv) {
+                let key = format!("{}/{}", st["loginId"].as_str().unwrap(), st["eventUtcTime"].as_str().unwrap());
+                if let Some(a) = acked.get(&key) {
+                    if r.as_i64().unwrap() - a > 500 {
+                        slow.push((*a, r.as_i64().unwrap(), key));
+                    }
+                }
+            }
+            slow.sort();
+            for (a, r, k) in slow.iter().step_by(20) {
+                eprintln!(
+                    "slow: acked {} received {} ({} ms) {k}",
+                    acd_schemas::time::format_millis(*a),
+                    acd_schemas::time::format_millis(*r),
+                    r - a
+                );
+            }
+        }
         let mut lat = lat;
         lat.sort_unstable();
         let q = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];

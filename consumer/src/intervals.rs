@@ -584,9 +584,20 @@ impl Intervals {
             if part.next < part.replay_until && idle < self.grid.idle_close {
                 continue;
             }
+            let mut passed = 0;
             let (queues, agents, rows): (Vec<QueueReport>, Vec<AgentReport>, Vec<IntervalRow>) = match &mut part.book {
-                Book::Queues(b) => (b.close(idle, now), Vec::new(), Vec::new()),
-                Book::Agents(b) => (Vec::new(), b.close(idle, now), Vec::new()),
+                Book::Queues(b) => {
+                    let before = b.passed_over();
+                    let out = b.close(idle, now);
+                    passed = b.passed_over() - before;
+                    (out, Vec::new(), Vec::new())
+                }
+                Book::Agents(b) => {
+                    let before = b.passed_over();
+                    let out = b.close(idle, now);
+                    passed = b.passed_over() - before;
+                    (Vec::new(), out, Vec::new())
+                }
                 Book::Rows(r) => {
                     let open_from = self.grid.open_from(part.high, idle, now);
                     let rows = r.flush_closed(open_from);
@@ -597,6 +608,7 @@ impl Intervals {
                 }
                 Book::Activity => Default::default(),
             };
+            self.passed_over(&key, passed);
             for r in queues {
                 if !self.send_intraday(&key, r.start, r.queue_rows, r.agent_queue_rows, Vec::new(), generation).await {
                     return Ok(false);
@@ -615,6 +627,27 @@ impl Intervals {
             }
         }
         Ok(true)
+    }
+
+    /// Says so when event time jumped by more than the lateness window and empty intervals
+    /// beyond it were passed over (no zero rows, no time in force for them).
+    fn passed_over(&self, key: &(Stream, i32), n: u64) {
+        if n == 0 {
+            return;
+        }
+        tracing::warn!(
+            topic = self.topic_of(key.0),
+            partition = key.1,
+            intervals = n,
+            "event time jumped by more than max_lateness_hours: empty intervals beyond it were passed over"
+        );
+        self.metrics
+            .counter(
+                "acd_intervals_passed_over_total",
+                "Empty intervals passed over when event time jumped by more than max_lateness_hours",
+                &[],
+            )
+            .fetch_add(n, Ordering::Relaxed);
     }
 
     fn intraday_body(

@@ -77,18 +77,43 @@ pub async fn serve(
     let pipeline =
         pipeline::Pipeline::new(cfg.clone(), wfm.clone(), store.clone(), metrics.clone(), shutdown.clone()).await?;
     let wfm_for_connections = wfm.clone();
-    let intervals =
-        intervals::Intervals::new(cfg.clone(), wfm, pipeline.board(), store, agents, metrics.clone(), shutdown.clone())
-            .await?;
+    let intervals = intervals::Intervals::new(
+        cfg.clone(),
+        wfm.with_own_connections(&cfg.wfm),
+        pipeline.board(),
+        store,
+        agents,
+        metrics.clone(),
+        shutdown.clone(),
+    )
+    .await?;
     let admin = admin::spawn(listener, pipeline.board(), metrics, shutdown.clone());
     let connections = connection::spawn(cfg.clone(), wfm_for_connections, pipeline.board(), shutdown.clone());
-    let interval_task = tokio::spawn(intervals.run());
+    let interval_task = run_on_own_thread(intervals.run());
     let result = pipeline.run().await;
     shutdown.cancel();
     let intervals_result = interval_task.await.unwrap_or(Ok(()));
     let _ = admin.await;
     let _ = connections.await;
     result.and(intervals_result)
+}
+
+/// Runs the interval pipeline on a thread and runtime of its own: its work is CPU-bound in long
+/// stretches (a round of records, a recomputation after late events), and on the shared runtime
+/// it would hold up agent-state forwarding, whose latency matters. Its HTTP, Kafka and sled
+/// calls work from any runtime.
+fn run_on_own_thread(
+    task: impl std::future::Future<Output = Result<(), ConsumerError>> + Send + 'static,
+) -> tokio::sync::oneshot::Receiver<Result<(), ConsumerError>> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("intervals".into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("interval runtime");
+            let _ = tx.send(rt.block_on(task));
+        })
+        .expect("interval thread");
+    rx
 }
 
 /// Refuses to run when the WFM counts intervals of another length. A WFM that cannot be reached

@@ -68,6 +68,14 @@ pub struct WfmClient {
     pub failures_in_a_row: Arc<AtomicU64>,
 }
 
+fn http_client(cfg: &WfmConfig) -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(cfg.timeout_seconds))
+        .pool_max_idle_per_host(8)
+        .build()
+        .expect("http client")
+}
+
 /// Refresh this long before the token expires.
 fn margin(lifetime: Duration) -> Duration {
     (lifetime / 5).min(Duration::from_secs(60))
@@ -77,11 +85,7 @@ impl WfmClient {
     /// A client for `cfg`.
     pub fn new(cfg: &WfmConfig, metrics: Registry) -> WfmClient {
         WfmClient {
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(cfg.timeout_seconds))
-                .pool_max_idle_per_host(8)
-                .build()
-                .expect("http client"),
+            http: http_client(cfg),
             base: cfg.base_url.trim_end_matches('/').to_string(),
             paths: Arc::new(cfg.paths.clone()),
             tenant: cfg.tenant.clone(),
@@ -92,6 +96,12 @@ impl WfmClient {
             last_success: Arc::new(AtomicI64::new(0)),
             failures_in_a_row: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// The same client (tokens, counters) with a connection pool of its own, for a task that runs
+    /// on another runtime: a pooled connection is driven by the runtime that opened it.
+    pub fn with_own_connections(&self, cfg: &WfmConfig) -> WfmClient {
+        WfmClient { http: http_client(cfg), ..self.clone() }
     }
 
     /// The configured paths.

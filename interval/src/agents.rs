@@ -90,6 +90,11 @@ impl AgentBook {
         self.closing.open(self.first_interval, self.high, &self.grid)
     }
 
+    /// Empty intervals passed over by a jump in event time beyond the lateness window.
+    pub fn passed_over(&self) -> u64 {
+        self.closing.passed_over()
+    }
+
     /// Adds one state; a late one marks every closed interval from its time to the agent's next
     /// state for recomputation.
     pub fn add(&mut self, s: &AgentState) -> Admit {
@@ -133,7 +138,10 @@ impl AgentBook {
     pub fn close(&mut self, idle_for: Millis, now: Millis) -> Vec<AgentReport> {
         let open_from = self.grid.open_from(self.high, idle_for, now);
         let Some(first) = self.first_interval else { return Vec::new() };
-        let due = self.closing.due(first, open_from, self.grid.length);
+        let (grid, timelines) = (self.grid, &self.timelines);
+        let due = self.closing.due(first, open_from, grid.length, grid.lateness_floor(self.high), |from, to| {
+            timelines.values().flat_map(|line| line.states.range(from..to).map(|(t, _)| grid.start_of(*t))).collect()
+        });
         let out = due.into_iter().filter_map(|s| self.report(s)).collect();
         self.prune();
         out
@@ -297,6 +305,34 @@ mod tests {
         let p45 = perf(&out, "10:45:00", "a").unwrap();
         assert_eq!((p45.login_time, p45.not_ready_time), (300.0, 300.0));
         assert!(perf(&out, "11:00:00", "a").is_none(), "logged out: no row");
+    }
+
+    #[test]
+    fn a_jump_in_event_time_beyond_the_lateness_window_is_not_walked_interval_by_interval() {
+        // An agent whose first state carries the epoch (an ACD clock error), then real traffic
+        // 54 years later: the decades between are empty and beyond max_lateness, so only the
+        // intervals with a state are computed.
+        let mut b = book();
+        let mut epoch = st("a", "10:00:00", "AVAIL");
+        epoch.event_utc_time = 1;
+        b.add(&epoch);
+        b.add(&st("a", "10:05:00", "AUX"));
+        b.add(&st("a", "10:20:00", "AVAIL"));
+        b.add(&st("z", "11:30:00", "LOGIN"));
+        let out = b.close(0, 0);
+        let starts: Vec<Millis> = out.iter().map(|r| r.start).collect();
+        // The epoch's interval, then the lateness window (one interval before the start of
+        // high - 48 h on), walked as usual: the state in force gives rows there.
+        let floor = t("11:30:00") - 48 * 3_600_000 - 15 * 60_000;
+        assert_eq!(&starts[..2], &[0, floor]);
+        assert_eq!(b.passed_over(), ((floor - 15 * 60_000) / (15 * 60_000)) as u64);
+        assert_eq!(perf(&out, "10:00:00", "a").unwrap().ready_time, 300.0);
+        // The epoch state's segment is reported whole where it ended.
+        let ten = out.iter().find(|r| r.start == t("10:00:00")).unwrap();
+        let seg = &ten.activity[0].agent_activity[0];
+        assert_eq!((seg.state.as_str(), seg.start_time.as_str()), ("AVAIL", "1970-01-01T00:00:00.001Z"));
+        let p15 = perf(&out, "10:15:00", "a").unwrap();
+        assert_eq!((p15.login_time, p15.ready_time, p15.not_ready_time), (900.0, 600.0, 300.0));
     }
 
     #[test]

@@ -42,6 +42,12 @@ impl Grid {
         by_watermark.max(by_idle)
     }
 
+    /// The start of the oldest interval an event could still reach at `high`: an interval
+    /// starting before it is beyond `max_lateness` (with one interval to spare).
+    pub fn lateness_floor(&self, high: Option<Millis>) -> Millis {
+        high.map_or(Millis::MIN, |h| self.start_of(h - self.max_lateness) - self.length)
+    }
+
     /// True when an event of interval `start` is too late for a partition at `high`.
     pub fn too_late(&self, start: Millis, high: Option<Millis>) -> bool {
         high.is_some_and(|h| self.end_of(start) < h - self.max_lateness)
@@ -56,6 +62,8 @@ pub struct Closing {
     closed_until: Option<Millis>,
     /// Returned intervals changed since by late events.
     dirty: std::collections::BTreeSet<Millis>,
+    /// Empty intervals passed over because they lay beyond the lateness window when closed.
+    passed_over: u64,
 }
 
 impl Closing {
@@ -77,6 +85,11 @@ impl Closing {
         (from <= high).then_some((from, high))
     }
 
+    /// How many empty intervals were passed over beyond the lateness window (see [`Closing::due`]).
+    pub fn passed_over(&self) -> u64 {
+        self.passed_over
+    }
+
     /// Marks a returned interval for recomputation.
     pub fn reopen(&mut self, start: Millis) {
         self.dirty.insert(start);
@@ -84,10 +97,35 @@ impl Closing {
 
     /// The interval starts to (re)compute now: those closed since the last call, in order, from
     /// `first` (the book's earliest interval) up to `open_from`, then those reopened.
-    pub fn due(&mut self, first: Millis, open_from: Millis, length: Millis) -> Vec<Millis> {
+    ///
+    /// Intervals starting before `floor` (see [`Grid::lateness_floor`]) are beyond the lateness
+    /// window: no event can reach them any more. They only come due when event time jumps by
+    /// more than the window (history replayed after a gap, an ACD clock error), and of those only
+    /// the ones `with_events` names (interval starts with an event, in `[from, to)`) are computed;
+    /// the empty ones are passed over and counted, so a jump of years is not walked interval by
+    /// interval.
+    pub fn due(
+        &mut self,
+        first: Millis,
+        open_from: Millis,
+        length: Millis,
+        floor: Millis,
+        with_events: impl FnOnce(Millis, Millis) -> std::collections::BTreeSet<Millis>,
+    ) -> Vec<Millis> {
         let mut dirty = std::mem::take(&mut self.dirty);
         let mut out = Vec::new();
         let mut s = self.closed_until.unwrap_or(first).max(first);
+        let skip_to = floor.min(open_from);
+        if s < skip_to {
+            let busy = with_events(s, skip_to);
+            let walked = (skip_to - s + length - 1) / length;
+            self.passed_over += walked as u64 - busy.len() as u64;
+            for b in busy {
+                dirty.remove(&b);
+                out.push(b);
+            }
+            s += walked * length;
+        }
         while s < open_from {
             dirty.remove(&s);
             out.push(s);

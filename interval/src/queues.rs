@@ -275,7 +275,12 @@ impl QueueBook {
         let Some(first) = self.first_interval() else {
             return Vec::new();
         };
-        let out = self.closing.due(first, open_from, grid.length).into_iter().filter_map(|s| self.report(s)).collect();
+        let floor = grid.lateness_floor(self.high);
+        let cells = &self.cells;
+        let due = self.closing.due(first, open_from, grid.length, floor, |from, to| {
+            cells.range((from, 0)..(to, 0)).map(|((s, _), _)| *s).collect()
+        });
+        let out = due.into_iter().filter_map(|s| self.report(s)).collect();
         self.prune();
         out
     }
@@ -380,6 +385,11 @@ impl QueueBook {
         }
     }
 
+    /// Empty intervals passed over by a jump in event time beyond the lateness window.
+    pub fn passed_over(&self) -> u64 {
+        self.closing.passed_over()
+    }
+
     /// Dedup keys held in memory.
     pub fn remembered(&self) -> usize {
         self.counted.in_memory()
@@ -444,6 +454,30 @@ mod tests {
 
     fn rows_at(reports: &[QueueReport], start: &str) -> Vec<QueueRow> {
         reports.iter().filter(|r| r.start == t(start)).flat_map(|r| r.queue_rows.clone()).collect()
+    }
+
+    #[test]
+    fn a_gap_longer_than_the_lateness_window_gets_no_zero_rows_but_keeps_its_contacts() {
+        // History replayed after a 3-day gap: the last busy interval before the gap is still
+        // delivered, the empty ones beyond max_lateness are passed over, the window before the
+        // new traffic gets its zero rows as usual.
+        let mut b = QueueBook::new(settings());
+        b.add(&handled("c1", "q", "09:00:00", "09:05:00", 5.0));
+        b.add(&handled("c2", "q", "09:00:00", "09:20:00", 5.0));
+        let mut later = handled("c3", "q", "09:00:00", "09:40:00", 5.0);
+        later.ended_utc += 3 * 86_400_000;
+        later.arrived_utc += 3 * 86_400_000;
+        b.add(&later);
+        let out = b.close(0, 0);
+        assert_eq!(rows_at(&out, "09:00:00")[0].contacts_received, 1);
+        assert_eq!(rows_at(&out, "09:15:00")[0].contacts_received, 1);
+        assert!(rows_at(&out, "09:30:00").is_empty(), "empty and beyond the window: passed over");
+        // The floor is one interval before the start of (high - 48 h): day 1 09:15. Day 0 09:00
+        // to there is 97 intervals, two busy; from there to the new one (09:30 on day 3, still
+        // open) the window of 193 gets zero rows.
+        assert_eq!(b.passed_over(), 97 - 2);
+        assert_eq!(out.len(), 2 + 193);
+        assert!(out[2..].iter().all(|r| r.queue_rows[0].contacts_received == 0));
     }
 
     #[test]
