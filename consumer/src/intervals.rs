@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use acd_core::config::Config;
 use acd_interval::agent_map::AgentMap;
 use acd_interval::agents::{AgentBook, AgentReport};
-use acd_interval::categories::{Categories, Category};
+use acd_interval::categories::Categories;
 use acd_interval::queues::{QueueBook, QueueReport, QueueSettings};
 use acd_interval::rollup::Rollup;
 use acd_interval::sla::Formula;
@@ -58,14 +58,10 @@ struct Part {
     last_record: Instant,
     /// The offset after the last record read.
     next: i64,
-    /// Contacts: the first offset of each interval's records.
+    /// Contacts and agent states: the first offset of each interval's records.
     by_interval: BTreeMap<Millis, i64>,
-    /// Agent states: per agent, each state's offset (and whether it is a logged-out state).
-    by_agent: HashMap<String, BTreeMap<Millis, (i64, bool)>>,
-    /// The offsets in `by_agent`, counted: their minimum without a walk over every state.
-    state_offsets: BTreeMap<i64, u32>,
-    /// The horizon `by_agent` was last pruned to.
-    pruned_to: Millis,
+    /// The interval [`Part::note_interval`] noted last.
+    noted: Option<Millis>,
     /// Where this instance had read to when it last delivered from this partition: a rebuilt
     /// book closes nothing before it has read that far again, so it sends each interval once,
     /// whole, instead of every intermediate version it passes on the way.
@@ -75,53 +71,30 @@ struct Part {
     high: Option<Millis>,
 }
 
-fn count_offset(counts: &mut BTreeMap<i64, u32>, offset: i64, up: bool) {
-    if up {
-        *counts.entry(offset).or_default() += 1;
-    } else if let Some(n) = counts.get_mut(&offset) {
-        *n -= 1;
-        if *n == 0 {
-            counts.remove(&offset);
+impl Part {
+    /// Notes the offset of a record of interval `start`: the first one read is the lowest.
+    fn note_interval(&mut self, start: Millis, offset: i64) {
+        if self.noted != Some(start) {
+            self.by_interval.entry(start).or_insert(offset);
+            self.noted = Some(start);
         }
     }
-}
 
-impl Part {
     /// The offset from which this partition's book can be rebuilt.
     fn rebuild_offset(&mut self, grid: &Grid) -> i64 {
         let horizon = self.high.map_or(Millis::MIN, |h| grid.start_of(h - grid.max_lateness) - grid.length);
         self.by_interval.retain(|start, _| *start >= horizon);
+        self.noted = None;
         let mut min = self.next;
         if let Some(o) = self.by_interval.values().min() {
             min = min.min(*o);
         }
-        if horizon != self.pruned_to {
-            self.pruned_to = horizon;
-            let counts = &mut self.state_offsets;
-            for states in self.by_agent.values_mut() {
-                // Keep the state in force at the horizon unless it is a logged-out one.
-                while states.len() > 1 {
-                    let mut keys = states.keys();
-                    let (first, second) = (*keys.next().expect("two"), *keys.next().expect("two"));
-                    if second <= horizon {
-                        let (o, _) = states.remove(&first).expect("first");
-                        count_offset(counts, o, false);
-                    } else {
-                        break;
-                    }
-                }
-                if let Some((t, (o, logged_out))) = states.iter().next() {
-                    if *t < horizon && *logged_out && states.len() == 1 {
-                        count_offset(counts, *o, false);
-                        states.clear();
-                    }
-                }
+        // Agent states from the horizon on are in `by_interval`; each agent's state in force at
+        // the horizon (its offset is its tag in the book) lasts into them.
+        if let Book::Agents(book) = &self.book {
+            if let Some(o) = book.lowest_tag_in_force(horizon) {
+                min = min.min(o);
             }
-            self.by_agent.retain(|_, s| !s.is_empty());
-        }
-        // States arrive out of order: a later state may sit at an earlier offset.
-        if let Some((o, _)) = self.state_offsets.iter().next() {
-            min = min.min(*o);
         }
         if let Some((o, _)) = self.pending.iter().next() {
             min = min.min(*o);
@@ -422,9 +395,7 @@ impl Intervals {
             last_record: Instant::now(),
             next: 0,
             by_interval: BTreeMap::new(),
-            by_agent: HashMap::new(),
-            state_offsets: BTreeMap::new(),
-            pruned_to: Millis::MIN,
+            noted: None,
             replay_until,
             pending: BTreeMap::new(),
             high: None,
@@ -474,9 +445,8 @@ impl Intervals {
                     let Book::Queues(book) = &mut part.book else { unreachable!("contact book") };
                     let admit = book.add_ref(c);
                     if admit == Admit::Counted {
-                        let start = grid.start_of(c.ended_utc);
-                        part.by_interval.entry(start).or_insert(offset);
                         part.high = book.high();
+                        part.note_interval(grid.start_of(c.ended_utc), offset);
                     }
                     Ok(admit)
                 }) {
@@ -488,19 +458,11 @@ impl Intervals {
                 let codec = self.codec.clone();
                 match codec.with_agent_state(payload, |s| -> Result<Admit, Unusable> {
                     check::agent_state_ref(s).map_err(invalid)?;
-                    let logged_out = self.categories.of(s.event_code) == Category::LoggedOut;
                     let part = self.part(stream, partition);
                     let Book::Agents(book) = &mut part.book else { unreachable!("agent book") };
-                    let admit = book.add_ref(s);
+                    let admit = book.add_ref(s, offset);
                     if admit == Admit::Counted {
-                        let states = match part.by_agent.get_mut(s.login_id) {
-                            Some(states) => states,
-                            None => part.by_agent.entry(s.login_id.to_string()).or_default(),
-                        };
-                        if let Some((old, _)) = states.insert(s.event_utc_time, (offset, logged_out)) {
-                            count_offset(&mut part.state_offsets, old, false);
-                        }
-                        count_offset(&mut part.state_offsets, offset, true);
+                        part.note_interval(grid.start_of(s.event_utc_time), offset);
                         part.high = Some(part.high.map_or(s.event_utc_time, |h| h.max(s.event_utc_time)));
                     }
                     Ok(admit)

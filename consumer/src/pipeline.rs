@@ -3,7 +3,9 @@
 //! One round: collect up to a few batches of records (the first one waits; the rest come within
 //! `agent_state_linger_ms`), decode, drop the states already forwarded, post the new ones to the
 //! WFM in Kafka order in requests of at most `agent_state_batch`, then write the dedup buckets and
-//! the next offsets in one flushed checkpoint, then commit the offsets to Kafka.
+//! the next offsets in one flushed checkpoint, then commit the offsets to Kafka. A round's first
+//! attempts are in flight while the next round is read; the next round is decoded and sent only
+//! once the previous one is settled, so each agent's order holds across rounds.
 //!
 //! While a call waits to be retried, the assigned partitions are paused and the consumer keeps
 //! polling, so it stays in its group however long the WFM is away. A rebalance (eager protocol:
@@ -261,15 +263,31 @@ impl Pipeline {
         let lag =
             spawn_lag_watch(self.consumer.clone(), self.board.clone(), self.lag_gauge.clone(), self.shutdown.clone());
         let max_round = self.cfg.wfm.agent_state_batch * 16;
+        // One round's first attempts are in flight while the next round is read.
+        let mut in_flight: Option<Round> = None;
         while !self.shutdown.is_cancelled() {
-            let (generation, batch) = self.collect(max_round).await;
-            if batch.is_empty() {
+            // With a round in flight, reading waits at most the linger, so the round is settled
+            // even when nothing more comes.
+            let (generation, batch) = self.collect(max_round, in_flight.is_some()).await;
+            if let Some(round) = in_flight.take() {
+                let settled = self.finish(round).await?;
+                self.update_board();
+                if !settled {
+                    // Abandoned (rebalance or shutdown): what was read since is read again.
+                    continue;
+                }
+            }
+            if batch.is_empty() || generation != self.generation.load(Ordering::SeqCst) {
                 continue;
             }
-            self.process(generation, batch).await?;
+            in_flight = Some(self.prepare(generation, batch).await);
             self.committer.check()?;
             self.update_board();
         }
+        if let Some(round) = in_flight.take() {
+            self.finish(round).await?;
+        }
+        self.update_board();
         lag.abort();
         // Everything processed is checkpointed and committed before leaving the group.
         let drained = self.committer.drain().await;
@@ -279,15 +297,17 @@ impl Pipeline {
 
     /// Collects a round. Records read before a rebalance are dropped (the new owner reads them
     /// again from the committed offsets); those read after it, from the new assignment, are kept.
-    async fn collect(&mut self, max: usize) -> (u64, Vec<Polled>) {
+    async fn collect(&mut self, max: usize, bounded: bool) -> (u64, Vec<Polled>) {
         let mut generation = self.generation.load(Ordering::SeqCst);
         let mut batch: Vec<Polled> = self.stash.drain(..).filter(|(g, _)| *g == generation).map(|(_, p)| p).collect();
         let linger = Duration::from_millis(self.cfg.wfm.agent_state_linger_ms);
-        // One timer for the round, armed by the first record (far away until then).
+        // One timer for the round, armed by the first record (far away until then, unless
+        // `bounded`).
         let far = tokio::time::Instant::now() + Duration::from_secs(86_400);
-        let timer = tokio::time::sleep_until(if batch.is_empty() { far } else { tokio::time::Instant::now() + linger });
+        let armed_now = bounded || !batch.is_empty();
+        let timer = tokio::time::sleep_until(if armed_now { tokio::time::Instant::now() + linger } else { far });
         tokio::pin!(timer);
-        let mut armed = !batch.is_empty();
+        let mut armed = armed_now;
         while batch.len() < max {
             let next = tokio::select! {
                 _ = self.shutdown.cancelled() => break,
@@ -335,7 +355,10 @@ impl Pipeline {
         }
     }
 
-    async fn process(&mut self, generation: u64, batch: Vec<Polled>) -> Result<(), ConsumerError> {
+    /// Decodes and deduplicates a round, then starts its first attempts: every lane's chunks
+    /// concurrently, each lane in order, stopping a lane at its first answer that is not a
+    /// success.
+    async fn prepare(&mut self, generation: u64, batch: Vec<Polled>) -> Round {
         let mut next_offsets: BTreeMap<i32, i64> = BTreeMap::new();
         let mut fresh: Vec<Item> = Vec::with_capacity(batch.len());
         self.read.fetch_add(batch.len() as u64, Ordering::Relaxed);
@@ -385,14 +408,25 @@ impl Pipeline {
         }
         let path = self.wfm.paths().agent_states.clone();
         let lanes = lanes(fresh);
-        let sent = self.first_attempts(&path, &lanes).await;
-        for (lane, accepted) in lanes.iter().zip(sent) {
-            for (i, chunk) in lane.chunks(self.cfg.wfm.agent_state_batch).enumerate() {
+        let size = self.cfg.wfm.agent_state_batch;
+        let bodies: Vec<Vec<Vec<u8>>> = lanes.iter().map(|lane| lane.chunks(size).map(states_body).collect()).collect();
+        let sends = tokio::spawn(first_attempts(self.wfm.clone(), path.clone(), bodies));
+        Round { generation, path, lanes, next_offsets, sends }
+    }
+
+    /// Completes a round: takes the first attempts' answers, retries the chunks they left, then
+    /// checkpoints the dedup journal with the next offsets and hands the offsets to the
+    /// committer. False when the round was abandoned (rebalance or shutdown while retrying).
+    async fn finish(&mut self, round: Round) -> Result<bool, ConsumerError> {
+        let Round { generation, path, lanes, next_offsets, sends } = round;
+        let (bodies, sent) = sends.await.expect("first attempts");
+        let size = self.cfg.wfm.agent_state_batch;
+        for ((lane, bodies), accepted) in lanes.iter().zip(bodies).zip(sent) {
+            for (i, (chunk, body)) in lane.chunks(size).zip(bodies).enumerate() {
                 if i < accepted {
                     self.accepted(chunk);
                     continue;
                 }
-                let body = states_body(chunk);
                 let (wfm, attempts) = (self.wfm.clone(), self.cfg.wfm.max_attempts);
                 let mut waiter = PollingWaiter { pipeline: self, generation };
                 match deliver(&wfm, attempts, &path, &body, &mut waiter).await {
@@ -404,7 +438,10 @@ impl Pipeline {
                         self.dlq.send(&letter).await;
                         self.dead.fetch_add(1, Ordering::Relaxed);
                     }
-                    Delivery::Abandoned => return self.abandon().await,
+                    Delivery::Abandoned => {
+                        self.abandon().await?;
+                        return Ok(false);
+                    }
                 }
             }
         }
@@ -414,26 +451,7 @@ impl Pipeline {
             writes.push((offset_key(&self.cfg.topics.agent_state, *partition), Some(next.to_le_bytes().to_vec())));
         }
         self.committer.submit(Job::Commit { writes, offsets: next_offsets, generation }).await;
-        Ok(())
-    }
-
-    /// Sends every lane's chunks concurrently, each lane in order, stopping a lane at its first
-    /// answer that is not a success. Returns how many chunks of each lane were accepted; the rest
-    /// go through [`Pipeline::deliver`] with its retries, in the same order.
-    async fn first_attempts(&self, path: &str, lanes: &[Vec<Item>]) -> Vec<usize> {
-        let batch = self.cfg.wfm.agent_state_batch;
-        let sends = lanes.iter().map(|lane| async move {
-            let mut accepted = 0;
-            for chunk in lane.chunks(batch) {
-                let answer = self.wfm.call(reqwest::Method::POST, path, Some(&states_body(chunk))).await;
-                if classify(&answer.attempt) != Outcome::Success {
-                    break;
-                }
-                accepted += 1;
-            }
-            accepted
-        });
-        futures::future::join_all(sends).await
+        Ok(true)
     }
 
     fn accepted(&self, chunk: &[Item]) {
@@ -529,6 +547,39 @@ fn polled(codec: &Codec, m: &rdkafka::message::BorrowedMessage<'_>) -> Polled {
         }
         _ => Polled::Raw(m.detach()),
     }
+}
+
+/// A round whose first attempts are in flight.
+struct Round {
+    generation: u64,
+    path: String,
+    /// The states to forward, by lane.
+    lanes: Vec<Vec<Item>>,
+    next_offsets: BTreeMap<i32, i64>,
+    /// The request bodies by lane and chunk, and how many chunks of each lane the WFM accepted.
+    sends: tokio::task::JoinHandle<(Vec<Vec<Vec<u8>>>, Vec<usize>)>,
+}
+
+/// Sends every lane's chunks concurrently, each lane in order, stopping a lane at its first
+/// answer that is not a success. Returns the bodies with how many chunks of each lane were
+/// accepted; the rest go through [`deliver`] with its retries, in the same order.
+async fn first_attempts(wfm: WfmClient, path: String, bodies: Vec<Vec<Vec<u8>>>) -> (Vec<Vec<Vec<u8>>>, Vec<usize>) {
+    let sends = bodies.iter().map(|lane| {
+        let (wfm, path) = (&wfm, &path);
+        async move {
+            let mut accepted = 0;
+            for body in lane {
+                let answer = wfm.call(reqwest::Method::POST, path, Some(body)).await;
+                if classify(&answer.attempt) != Outcome::Success {
+                    break;
+                }
+                accepted += 1;
+            }
+            accepted
+        }
+    });
+    let accepted = futures::future::join_all(sends).await;
+    (bodies, accepted)
 }
 
 /// A state to forward, with the producer's receipt time for the latency metric.

@@ -25,8 +25,17 @@ pub struct AgentReport {
 #[derive(Debug, Clone, Default)]
 struct Timeline {
     login_id: String,
-    /// eventUtcTime -> (eventCode, reasonCode), both interned in [`Texts`].
-    states: BTreeMap<Millis, (u32, u32)>,
+    /// eventUtcTime -> the state.
+    states: BTreeMap<Millis, Kept>,
+}
+
+/// A state as the book keeps it: its codes interned in [`Texts`], and the caller's tag (the
+/// consumer's Kafka offset, say).
+#[derive(Debug, Clone, Copy)]
+struct Kept {
+    code: u32,
+    reason: u32,
+    tag: i64,
 }
 
 /// Event and reason codes, stored once: a state costs two integers, not two strings.
@@ -98,11 +107,12 @@ impl AgentBook {
     /// Adds one state; a late one marks every closed interval from its time to the agent's next
     /// state for recomputation.
     pub fn add(&mut self, s: &AgentState) -> Admit {
-        self.add_ref(&s.as_ref())
+        self.add_ref(&s.as_ref(), 0)
     }
 
-    /// [`AgentBook::add`] for a state read in place.
-    pub fn add_ref(&mut self, s: &AgentStateRef<'_>) -> Admit {
+    /// [`AgentBook::add`] for a state read in place, with a tag of the caller's (see
+    /// [`AgentBook::lowest_tag_in_force`]).
+    pub fn add_ref(&mut self, s: &AgentStateRef<'_>, tag: i64) -> Admit {
         let grid = self.grid;
         let start = grid.start_of(s.event_utc_time);
         if !self.timelines.contains_key(s.login_id) {
@@ -118,7 +128,7 @@ impl AgentBook {
         }
         let code = self.texts.id(s.event_code, &self.categories);
         let reason = self.texts.id(s.reason_code, &self.categories);
-        line.states.insert(s.event_utc_time, (code, reason));
+        line.states.insert(s.event_utc_time, Kept { code, reason, tag });
         let next = line.states.range(s.event_utc_time + 1..).next().map(|(t, _)| *t);
         self.high = Some(self.high.map_or(s.event_utc_time, |h| h.max(s.event_utc_time)));
         self.first_interval = Some(self.first_interval.map_or(start, |f| f.min(start)));
@@ -162,11 +172,11 @@ impl AgentBook {
             let in_force = line.states.range(..=start).next_back();
             let inside = line.states.range(start + 1..end);
             let mut iter = in_force.into_iter().chain(inside).peekable();
-            while let Some((t, (code, _))) = iter.next() {
+            while let Some((t, kept)) = iter.next() {
                 let from = (*t).max(start);
                 let to = iter.peek().map_or(end, |(n, _)| **n).min(end);
                 let ms = to - from;
-                match self.texts.categories[*code as usize] {
+                match self.texts.categories[kept.code as usize] {
                     Category::LoggedOut => {}
                     Category::Ready => {
                         login += ms;
@@ -191,13 +201,13 @@ impl AgentBook {
             // Segments that end inside [start, end), reported whole; LOGGED_OUT ones are not.
             let mut segments = Vec::new();
             for (next, _) in line.states.range(start..end) {
-                if let Some((t, (code, reason))) = line.states.range(..*next).next_back() {
-                    if self.texts.categories[*code as usize] != Category::LoggedOut {
+                if let Some((t, kept)) = line.states.range(..*next).next_back() {
+                    if self.texts.categories[kept.code as usize] != Category::LoggedOut {
                         segments.push(ActivityJson {
-                            state: self.texts.texts[*code as usize].clone(),
+                            state: self.texts.texts[kept.code as usize].clone(),
                             start_time: format_millis(*t),
                             duration: next - t,
-                            reason: self.texts.texts[*reason as usize].clone(),
+                            reason: self.texts.texts[kept.reason as usize].clone(),
                         });
                     }
                 }
@@ -237,6 +247,18 @@ impl AgentBook {
             return None;
         }
         Some(AgentReport { start, end, performance, activity })
+    }
+
+    /// The lowest tag among the states in force at `horizon` (each agent's latest state before
+    /// it), logged-out ones left out: with the tags of the states from `horizon` on, what a
+    /// rebuild of the intervals from `horizon` must read again.
+    pub fn lowest_tag_in_force(&self, horizon: Millis) -> Option<i64> {
+        self.timelines
+            .values()
+            .filter_map(|line| line.states.range(..horizon).next_back())
+            .filter(|(_, kept)| self.texts.categories[kept.code as usize] != Category::LoggedOut)
+            .map(|(_, kept)| kept.tag)
+            .min()
     }
 
     /// Forgets states and records that can no longer change a delivered interval; the state in
