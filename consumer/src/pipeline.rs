@@ -19,11 +19,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::FutureExt;
+
 use acd_core::config::Config;
 use acd_core::kafka::Registry as SchemaRegistry;
 use acd_core::metrics::Registry;
-use acd_schemas::records::AgentState;
-use acd_schemas::time::{format_millis, now_millis};
+use acd_schemas::records::{AgentState, AgentStateRef};
+use acd_schemas::time::{format_millis, now_millis, Millis};
 use acd_schemas::wfm::AgentStateJson;
 use acd_schemas::{Codec, CodecError, Stream};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
@@ -44,10 +46,10 @@ use crate::ConsumerError;
 /// Latency buckets (milliseconds) from producer receipt to WFM acceptance.
 const LATENCY_BUCKETS: [u64; 12] = [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 60000];
 
-/// A record as polled: decoded and checked on the spot, or kept whole for the slow path (a schema
-/// to fetch from the registry, or a dead letter).
+/// A record as polled: read in place, checked and written as the JSON it will be sent as, on the
+/// spot; or kept whole for the slow path (a schema to fetch from the registry, or a dead letter).
 enum Polled {
-    State { partition: i32, offset: i64, state: AgentState },
+    State { partition: i32, offset: i64, item: Item },
     Raw(OwnedMessage),
 }
 
@@ -316,12 +318,27 @@ impl Pipeline {
             };
             match next {
                 Ok(m) => {
-                    let now = self.generation.load(Ordering::SeqCst);
-                    if now != generation {
-                        batch.clear();
-                        generation = now;
+                    let take = |m: &rdkafka::message::BorrowedMessage<'_>, batch: &mut Vec<Polled>, g: &mut u64| {
+                        let now = self.generation.load(Ordering::SeqCst);
+                        if now != *g {
+                            batch.clear();
+                            *g = now;
+                        }
+                        batch.push(polled(&self.codec, m));
+                    };
+                    take(&m, &mut batch, &mut generation);
+                    drop(m);
+                    // What is already fetched is taken without a turn through the select.
+                    while batch.len() < max {
+                        match self.consumer.recv().now_or_never() {
+                            Some(Ok(m)) => take(&m, &mut batch, &mut generation),
+                            Some(Err(e)) => {
+                                tracing::warn!(error = %e, "kafka consumer error");
+                                break;
+                            }
+                            None => break,
+                        }
                     }
-                    batch.push(polled(&self.codec, &m));
                     if !armed {
                         timer.as_mut().reset(tokio::time::Instant::now() + linger);
                         armed = true;
@@ -342,6 +359,7 @@ impl Pipeline {
     }
 
     async fn decode(&self, payload: &[u8]) -> Result<AgentState, CodecError> {
+        // Values of the current schema were read in `polled`; this is the path of the others.
         match self.codec.decode_agent_state(payload) {
             Err(CodecError::UnknownSchemaId(id)) if self.schema_registry.is_some() => {
                 if let Some(r) = &self.schema_registry {
@@ -362,21 +380,20 @@ impl Pipeline {
         let mut next_offsets: BTreeMap<i32, i64> = BTreeMap::new();
         let mut fresh: Vec<Item> = Vec::with_capacity(batch.len());
         self.read.fetch_add(batch.len() as u64, Ordering::Relaxed);
-        let mut key = String::new();
         for p in batch {
             let (partition, offset) = p.position();
             next_offsets.insert(partition, offset + 1);
-            let state = match p {
-                Polled::State { state, .. } => state,
+            let item = match p {
+                Polled::State { item, .. } => item,
                 Polled::Raw(m) => {
                     let usable = match self.decode(m.payload().unwrap_or_default()).await {
-                        Ok(s) => {
-                            acd_schemas::check::agent_state(&s).map(|()| s).map_err(|e| ("invalid", e.to_string()))
-                        }
+                        Ok(s) => acd_schemas::check::agent_state(&s)
+                            .map(|()| Item::new(&s.as_ref()))
+                            .map_err(|e| ("invalid", e.to_string())),
                         Err(e) => Err(("undecodable", e.to_string())),
                     };
                     match usable {
-                        Ok(s) => s,
+                        Ok(item) => item,
                         Err((reason, e)) => {
                             self.dlq.send(&input_letter(&m, reason, &e)).await;
                             self.dead.fetch_add(1, Ordering::Relaxed);
@@ -386,22 +403,8 @@ impl Pipeline {
                     }
                 }
             };
-            key.clear();
-            key.push_str(&state.acd_id);
-            key.push('/');
-            key.push_str(&state.login_id);
-            if self.seen.admit(&key, state.event_utc_time) {
-                let received = state.received_utc;
-                fresh.push((
-                    AgentStateJson {
-                        login_id: state.login_id,
-                        acd_id: state.acd_id,
-                        event_code: state.event_code,
-                        reason_code: state.reason_code,
-                        event_utc_time: format_millis(state.event_utc_time),
-                    },
-                    received,
-                ));
+            if self.seen.admit(item.agent(), item.time) {
+                fresh.push(item);
             } else {
                 self.duplicates.fetch_add(1, Ordering::Relaxed);
             }
@@ -409,7 +412,7 @@ impl Pipeline {
         let path = self.wfm.paths().agent_states.clone();
         let lanes = lanes(fresh);
         let size = self.cfg.wfm.agent_state_batch;
-        let bodies: Vec<Vec<Vec<u8>>> = lanes.iter().map(|lane| lane.chunks(size).map(states_body).collect()).collect();
+        let bodies: Bodies = lanes.iter().map(|lane| lane.chunks(size).map(states_body).collect()).collect();
         let sends = tokio::spawn(first_attempts(self.wfm.clone(), path.clone(), bodies));
         Round { generation, path, lanes, next_offsets, sends }
     }
@@ -433,7 +436,7 @@ impl Pipeline {
                     Delivery::Done => self.accepted(chunk),
                     Delivery::DeadLetter(letter) => {
                         let letter =
-                            DeadLetter { key: format!("agent-states/{}", chunk[0].0.event_utc_time), ..letter }
+                            DeadLetter { key: format!("agent-states/{}", format_millis(chunk[0].time)), ..letter }
                                 .header("dlq.kind", "agent-states");
                         self.dlq.send(&letter).await;
                         self.dead.fetch_add(1, Ordering::Relaxed);
@@ -456,14 +459,14 @@ impl Pipeline {
 
     fn accepted(&self, chunk: &[Item]) {
         let now = now_millis();
-        for (_, received) in chunk {
-            if let Some(r) = received {
+        for item in chunk {
+            if let Some(r) = item.received {
                 self.observe_latency((now - r).max(0) as u64);
             }
         }
         self.delivered.fetch_add(chunk.len() as u64, Ordering::Relaxed);
-        if let Some((last, _)) = chunk.last() {
-            self.board.lock().expect("board").last_delivered_agent_state_utc = Some(last.event_utc_time.clone());
+        if let Some(last) = chunk.last() {
+            self.board.lock().expect("board").last_delivered_agent_state_utc = Some(format_millis(last.time));
         }
     }
 
@@ -539,15 +542,20 @@ impl Waiter for PollingWaiter<'_> {
     }
 }
 
-/// Decodes a polled record on the spot when it can (the common case, no copy of the bytes).
+/// Reads a polled record when it can (in place for the current schema, the common case: one
+/// allocation, the JSON).
 fn polled(codec: &Codec, m: &rdkafka::message::BorrowedMessage<'_>) -> Polled {
-    match codec.decode_agent_state(m.payload().unwrap_or_default()) {
-        Ok(state) if acd_schemas::check::agent_state(&state).is_ok() => {
-            Polled::State { partition: m.partition(), offset: m.offset(), state }
-        }
+    let item = codec.with_agent_state(m.payload().unwrap_or_default(), |s| {
+        acd_schemas::check::agent_state_ref(s).is_ok().then(|| Item::new(s))
+    });
+    match item {
+        Ok(Some(item)) => Polled::State { partition: m.partition(), offset: m.offset(), item },
         _ => Polled::Raw(m.detach()),
     }
 }
+
+/// Request bodies by lane, in order.
+type Bodies = Vec<Vec<Vec<u8>>>;
 
 /// A round whose first attempts are in flight.
 struct Round {
@@ -557,13 +565,13 @@ struct Round {
     lanes: Vec<Vec<Item>>,
     next_offsets: BTreeMap<i32, i64>,
     /// The request bodies by lane and chunk, and how many chunks of each lane the WFM accepted.
-    sends: tokio::task::JoinHandle<(Vec<Vec<Vec<u8>>>, Vec<usize>)>,
+    sends: tokio::task::JoinHandle<(Bodies, Vec<usize>)>,
 }
 
 /// Sends every lane's chunks concurrently, each lane in order, stopping a lane at its first
 /// answer that is not a success. Returns the bodies with how many chunks of each lane were
 /// accepted; the rest go through [`deliver`] with its retries, in the same order.
-async fn first_attempts(wfm: WfmClient, path: String, bodies: Vec<Vec<Vec<u8>>>) -> (Vec<Vec<Vec<u8>>>, Vec<usize>) {
+async fn first_attempts(wfm: WfmClient, path: String, bodies: Bodies) -> (Bodies, Vec<usize>) {
     let sends = bodies.iter().map(|lane| {
         let (wfm, path) = (&wfm, &path);
         async move {
@@ -582,39 +590,67 @@ async fn first_attempts(wfm: WfmClient, path: String, bodies: Vec<Vec<Vec<u8>>>)
     (bodies, accepted)
 }
 
-/// A state to forward, with the producer's receipt time for the latency metric.
-type Item = (AgentStateJson, Option<i64>);
+/// A state to forward: its agent key and its JSON object in one buffer, its event time, and the
+/// producer's receipt time for the latency metric.
+struct Item {
+    /// `acdId/loginId`, then the JSON object.
+    bytes: Vec<u8>,
+    agent_len: usize,
+    time: Millis,
+    received: Option<Millis>,
+}
+
+impl Item {
+    fn new(s: &AgentStateRef<'_>) -> Item {
+        let mut bytes = Vec::with_capacity(
+            2 * (s.acd_id.len() + s.login_id.len()) + s.event_code.len() + s.reason_code.len() + 112,
+        );
+        bytes.extend_from_slice(s.acd_id.as_bytes());
+        bytes.push(b'/');
+        bytes.extend_from_slice(s.login_id.as_bytes());
+        let agent_len = bytes.len();
+        AgentStateJson::write(s, &mut bytes);
+        Item { bytes, agent_len, time: s.event_utc_time, received: s.received_utc }
+    }
+
+    /// `acdId/loginId`: the dedup key's agent, and what picks the lane.
+    fn agent(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..self.agent_len]).expect("written from two strs")
+    }
+
+    fn json(&self) -> &[u8] {
+        &self.bytes[self.agent_len..]
+    }
+}
 
 /// Concurrent delivery lanes; an agent always maps to the same lane, so its order holds.
 const LANES: usize = 4;
 
 /// Splits states into lanes by agent, keeping their order within each lane.
 fn lanes(fresh: Vec<Item>) -> Vec<Vec<Item>> {
-    use std::hash::{Hash, Hasher};
     let mut out: Vec<Vec<Item>> = (0..LANES).map(|_| Vec::new()).collect();
     for item in fresh {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        (&item.0.acd_id, &item.0.login_id).hash(&mut h);
-        out[(h.finish() % LANES as u64) as usize].push(item);
+        // FNV-1a: stable, and cheap on short keys.
+        let h =
+            item.agent().bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+        out[(h % LANES as u64) as usize].push(item);
     }
     out.retain(|l| !l.is_empty());
     out
 }
 
-/// `{"agentStateList":[...]}` written straight from the items.
+/// `{"agentStateList":[...]}` from the items' JSON.
 fn states_body(chunk: &[Item]) -> Vec<u8> {
-    struct List<'a>(&'a [Item]);
-    impl serde::Serialize for List<'_> {
-        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-            s.collect_seq(self.0.iter().map(|(state, _)| state))
+    let mut body = Vec::with_capacity(chunk.iter().map(|i| i.json().len() + 1).sum::<usize>() + 24);
+    body.extend_from_slice(b"{\"agentStateList\":[");
+    for (i, item) in chunk.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
         }
+        body.extend_from_slice(item.json());
     }
-    #[derive(serde::Serialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Body<'a> {
-        agent_state_list: List<'a>,
-    }
-    serde_json::to_vec(&Body { agent_state_list: List(chunk) }).expect("agent states serialise")
+    body.extend_from_slice(b"]}");
+    body
 }
 
 /// A dead letter for an input record that cannot be used.

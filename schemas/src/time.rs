@@ -15,12 +15,21 @@ pub fn parse_rfc3339(text: &str) -> Result<Millis, String> {
 
 /// Formats as `YYYY-MM-DDTHH:MM:SS.mmmZ` (years 0000..=9999; others through chrono).
 pub fn format_millis(millis: Millis) -> String {
+    let mut out = Vec::with_capacity(24);
+    write_millis(millis, &mut out);
+    String::from_utf8(out).expect("ascii")
+}
+
+/// [`format_millis`] appended to `out`, without an allocation of its own.
+pub fn write_millis(millis: Millis, out: &mut Vec<u8>) {
     const MAX: Millis = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
     if !(0..=MAX).contains(&millis) {
-        return match DateTime::<Utc>::from_timestamp_millis(millis) {
+        let text = match DateTime::<Utc>::from_timestamp_millis(millis) {
             Some(t) => t.to_rfc3339_opts(SecondsFormat::Millis, true),
             None => format!("{millis}ms"),
         };
+        out.extend_from_slice(text.as_bytes());
+        return;
     }
     let days = millis.div_euclid(86_400_000);
     let ms_of_day = millis.rem_euclid(86_400_000);
@@ -35,7 +44,6 @@ pub fn format_millis(millis: Millis) -> String {
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + (month <= 2) as i64;
     let (h, m, sec, ms) = (ms_of_day / 3_600_000, ms_of_day / 60_000 % 60, ms_of_day / 1000 % 60, ms_of_day % 1000);
-    let mut out = Vec::with_capacity(24);
     let mut num = |v: i64, width: usize, sep: u8| {
         let mut digits = [b'0'; 4];
         let mut v = v;
@@ -55,7 +63,6 @@ pub fn format_millis(millis: Millis) -> String {
     num(m, 2, b':');
     num(sec, 2, b'.');
     num(ms, 3, b'Z');
-    String::from_utf8(out).expect("ascii")
 }
 
 /// The wall clock, for adapters only: the arithmetic takes "now" as an argument.

@@ -193,10 +193,12 @@ pub fn check_agent_states(req: &AgentStateList) -> Check {
         return Err(("agentStateList".into(), "must not be empty".into()));
     }
     for (i, s) in req.agent_state_list.iter().enumerate() {
-        id(&format!("agentStateList[{i}].loginId"), &s.login_id)?;
-        id(&format!("agentStateList[{i}].acdId"), &s.acd_id)?;
-        id(&format!("agentStateList[{i}].eventCode"), &s.event_code)?;
-        ts(&format!("agentStateList[{i}].eventUtcTime"), &s.event_utc_time)?;
+        // The item's path is written only for an error: this runs for every state received.
+        let at = |(field, msg): (String, String)| (format!("agentStateList[{i}].{field}"), msg);
+        id("loginId", &s.login_id).map_err(at)?;
+        id("acdId", &s.acd_id).map_err(at)?;
+        id("eventCode", &s.event_code).map_err(at)?;
+        ts("eventUtcTime", &s.event_utc_time).map_err(at)?;
     }
     Ok(())
 }
