@@ -29,6 +29,7 @@ use acd_schemas::records::{AgentActivity, IntervalRow};
 use acd_schemas::time::{format_millis, now_millis, Millis};
 use acd_schemas::wfm::{ActivityJson, AgentActivityEntry, AgentActivityReport, IntradayReport, ReportData};
 use acd_schemas::{Codec, CodecError, Stream};
+use futures::FutureExt;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Message, OwnedMessage};
 use rdkafka::{Offset, TopicPartitionList};
@@ -320,12 +321,23 @@ impl Intervals {
                 biased;
                 m = consumer.recv() => match m {
                     Ok(m) => {
-                        let now = self.generation.load(Ordering::SeqCst);
-                        if now != generation {
-                            batch.clear();
-                            generation = now;
+                        let mut next = Some(m);
+                        while let Some(m) = next.take() {
+                            let now = self.generation.load(Ordering::SeqCst);
+                            if now != generation {
+                                batch.clear();
+                                generation = now;
+                            }
+                            batch.push(Rec::Borrowed(m));
+                            // What is already fetched is taken without a turn through the select.
+                            if batch.len() < 5000 {
+                                match consumer.recv().now_or_never() {
+                                    Some(Ok(m)) => next = Some(m),
+                                    Some(Err(e)) => tracing::warn!(error = %e, "interval consumer error"),
+                                    None => {}
+                                }
+                            }
                         }
-                        batch.push(Rec::Borrowed(m));
                     }
                     Err(e) => tracing::warn!(error = %e, "interval consumer error"),
                 },

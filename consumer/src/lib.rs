@@ -109,7 +109,14 @@ fn run_on_own_thread(
     std::thread::Builder::new()
         .name("intervals".into())
         .spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("interval runtime");
+            // Two workers of its own drive its HTTP connections and background writes while
+            // this thread decodes and aggregates.
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("intervals-io")
+                .enable_all()
+                .build()
+                .expect("interval runtime");
             let _ = tx.send(rt.block_on(task));
         })
         .expect("interval thread");
