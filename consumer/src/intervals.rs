@@ -675,7 +675,7 @@ impl Intervals {
                 (req.iter().flat_map(|g| g.1.clone()).collect(), req.iter().flat_map(|g| g.2.clone()).collect());
             let body = self.intraday_body(start, q, aq, Vec::new());
             let tag = format!("intraday/{}/{}/{start}/q{i}", key.0.name(), key.1);
-            match self.send(&path, &body, &tag, generation).await {
+            match self.send(&path, start, &body, &tag, generation).await {
                 Sent::Done => {}
                 Sent::Abandoned => return false,
                 Sent::Refused(letter) if req.len() > 1 => {
@@ -683,7 +683,7 @@ impl Intervals {
                     for g in req {
                         let body = self.intraday_body(start, g.1, g.2, Vec::new());
                         let tag = format!("intraday/{}/{}/{start}/q/{}", key.0.name(), key.1, g.0);
-                        match self.send(&path, &body, &tag, generation).await {
+                        match self.send(&path, start, &body, &tag, generation).await {
                             Sent::Done => {}
                             Sent::Abandoned => return false,
                             Sent::Refused(letter) => self.dead_letter(letter, "intraday", start, &g.0).await,
@@ -699,7 +699,7 @@ impl Intervals {
         for (i, chunk) in agents.chunks(max).enumerate() {
             let body = self.intraday_body(start, Vec::new(), Vec::new(), chunk.to_vec());
             let tag = format!("intraday/{}/{}/{start}/a{i}", key.0.name(), key.1);
-            match self.send(&path, &body, &tag, generation).await {
+            match self.send(&path, start, &body, &tag, generation).await {
                 Sent::Done => {}
                 Sent::Abandoned => return false,
                 Sent::Refused(letter) => self.dead_letter(letter, "intraday", start, "agents").await,
@@ -719,7 +719,7 @@ impl Intervals {
         let max = self.cfg.wfm.max_rows_per_request.max(1);
         for (i, (body, agent)) in activity_bodies(&self.cfg, &self.grid, start, &lists, max).into_iter().enumerate() {
             let tag = format!("activity/{}/{}/{start}/{i}", key.0.name(), key.1);
-            match self.send(&path, &body, &tag, generation).await {
+            match self.send(&path, start, &body, &tag, generation).await {
                 Sent::Done => {}
                 Sent::Abandoned => return false,
                 Sent::Refused(letter) => {
@@ -760,7 +760,7 @@ impl Intervals {
     }
 
     /// Sends unless the same body was delivered before (a rebuild recomputing what the WFM has).
-    async fn send(&mut self, path: &str, body: &[u8], tag: &str, generation: u64) -> Sent {
+    async fn send(&mut self, path: &str, start: Millis, body: &[u8], tag: &str, generation: u64) -> Sent {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         body.hash(&mut h);
         let hash = h.finish().to_le_bytes().to_vec();
@@ -772,7 +772,7 @@ impl Intervals {
         };
         if stored.as_deref() == Some(&hash[..]) {
             self.skipped.fetch_add(1, Ordering::Relaxed);
-            self.note_delivered(path, body);
+            self.note_delivered(path, start);
             return Sent::Done;
         }
         let (wfm, attempts) = (self.wfm.clone(), self.cfg.wfm.max_attempts);
@@ -781,7 +781,7 @@ impl Intervals {
             Delivery::Done => {
                 self.reports.fetch_add(1, Ordering::Relaxed);
                 self.delivered.push((key, Some(hash)));
-                self.note_delivered(path, body);
+                self.note_delivered(path, start);
                 Sent::Done
             }
             Delivery::DeadLetter(letter) => Sent::Refused(letter),
@@ -790,14 +790,9 @@ impl Intervals {
     }
 
     /// Keeps the latest delivered interval per stream on the status board.
-    fn note_delivered(&self, path: &str, body: &[u8]) {
-        #[derive(serde::Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Start {
-            start_date: String,
-        }
-        let Ok(Start { start_date }) = serde_json::from_slice::<Start>(body) else { return };
+    fn note_delivered(&self, path: &str, start: Millis) {
         let stream = if path == self.wfm.paths().agent_activity { "agent-activity" } else { "intraday" };
+        let start_date = format_millis(start);
         let mut b = self.board.lock().expect("board");
         let last = b.last_delivered_interval.entry(stream.to_string()).or_default();
         if start_date > *last {
