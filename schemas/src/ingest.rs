@@ -267,6 +267,9 @@ fn finish<T>(errors: Errors, value: T) -> Result<T, Vec<FieldError>> {
 
 /// `POST /v1/agent-states`.
 pub fn agent_states(body: &[u8], now: Millis) -> Result<Vec<AgentState>, Vec<FieldError>> {
+    if let Some(states) = fast::agent_states(body, now) {
+        return Ok(states);
+    }
     let map = root(body)?;
     let top = Obj { map: &map, path: String::new(), index: None };
     let mut e = Errors::default();
@@ -551,6 +554,150 @@ pub fn agent_activity(body: &[u8], minutes: u32) -> Result<Vec<AgentActivity>, V
     finish(e, out)
 }
 
+/// Valid agent-state bodies, the bulk of all traffic, read without building a `Value` tree.
+///
+/// Only a body that this path reads whole and finds valid is taken from it, and it then yields
+/// exactly what the tree path yields; anything else (an error, a null, an object given as a list,
+/// a value of another type, even a field it does not know of another type) goes to the tree path,
+/// which names every error.
+mod fast {
+    use std::borrow::Cow;
+    use std::fmt;
+
+    use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+    use serde::Deserialize;
+
+    use super::MAX_TEXT;
+    use crate::records::AgentState;
+    use crate::time::{parse_rfc3339, Millis};
+
+    /// The body: an object with `agentStateList` (other keys ignored, as the tree path does).
+    struct Body<'a>(Vec<State<'a>>);
+
+    /// One state's fields, strings or null, the last of a repeated key winning (as in the tree).
+    #[derive(Default)]
+    struct State<'a> {
+        login_id: Option<Cow<'a, str>>,
+        acd_id: Option<Cow<'a, str>>,
+        event_code: Option<Cow<'a, str>>,
+        reason_code: Option<Cow<'a, str>>,
+        event_utc_time: Option<Cow<'a, str>>,
+    }
+
+    /// Reads a map and only a map: a struct derived by serde would also take a list.
+    struct MapOnly<F>(F);
+
+    impl<'de: 'a, 'a> Deserialize<'de> for Body<'a> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_map(MapOnly(Body(Vec::new())))
+        }
+    }
+
+    impl<'de: 'a, 'a> Visitor<'de> for MapOnly<Body<'a>> {
+        type Value = Body<'a>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<M: MapAccess<'de>>(mut self, mut map: M) -> Result<Body<'a>, M::Error> {
+            let mut seen = false;
+            while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                if key == "agentStateList" {
+                    self.0 .0 = map.next_value::<List<'a>>()?.0;
+                    seen = true;
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            if seen {
+                Ok(self.0)
+            } else {
+                Err(serde::de::Error::missing_field("agentStateList"))
+            }
+        }
+    }
+
+    /// The list itself (a list of objects; null or anything else is refused).
+    struct List<'a>(Vec<State<'a>>);
+
+    impl<'de: 'a, 'a> Deserialize<'de> for List<'a> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct ListVisitor<'a>(std::marker::PhantomData<&'a ()>);
+            impl<'de: 'a, 'a> Visitor<'de> for ListVisitor<'a> {
+                type Value = List<'a>;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("a list")
+                }
+                fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<List<'a>, S::Error> {
+                    let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+                    while let Some(state) = seq.next_element::<State<'a>>()? {
+                        out.push(state);
+                    }
+                    Ok(List(out))
+                }
+            }
+            d.deserialize_seq(ListVisitor(std::marker::PhantomData))
+        }
+    }
+
+    impl<'de: 'a, 'a> Deserialize<'de> for State<'a> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_map(MapOnly(State::default()))
+        }
+    }
+
+    impl<'de: 'a, 'a> Visitor<'de> for MapOnly<State<'a>> {
+        type Value = State<'a>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<M: MapAccess<'de>>(mut self, mut map: M) -> Result<State<'a>, M::Error> {
+            while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                let slot = match key.as_ref() {
+                    "loginId" => &mut self.0.login_id,
+                    "acdId" => &mut self.0.acd_id,
+                    "eventCode" => &mut self.0.event_code,
+                    "reasonCode" => &mut self.0.reason_code,
+                    "eventUtcTime" => &mut self.0.event_utc_time,
+                    _ => {
+                        map.next_value::<IgnoredAny>()?;
+                        continue;
+                    }
+                };
+                *slot = map.next_value::<Option<Cow<'a, str>>>()?;
+            }
+            Ok(self.0)
+        }
+    }
+
+    /// `min..=MAX_TEXT` characters, as the tree path's `string`.
+    fn text(s: Option<Cow<'_, str>>, min: usize, required: bool) -> Option<String> {
+        let s = match s {
+            Some(s) => s,
+            None if required => return None,
+            None => return Some(String::new()),
+        };
+        let n = s.chars().count();
+        (min..=MAX_TEXT).contains(&n).then(|| s.into_owned())
+    }
+
+    /// The states of a valid body; `None` for anything the tree path must look at.
+    pub fn agent_states(body: &[u8], now: Millis) -> Option<Vec<AgentState>> {
+        let Body(list) = serde_json::from_slice::<Body<'_>>(body).ok()?;
+        list.into_iter()
+            .map(|s| {
+                Some(AgentState {
+                    event_utc_time: parse_rfc3339(s.event_utc_time.as_deref()?).ok()?,
+                    login_id: text(s.login_id, 1, true)?,
+                    acd_id: text(s.acd_id, 1, true)?,
+                    event_code: text(s.event_code, 1, true)?,
+                    reason_code: text(s.reason_code, 0, false)?,
+                    received_utc: Some(now),
+                })
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -573,6 +720,41 @@ mod tests {
         assert_eq!(rows[5].key(), "agent/945988");
         let a = agent_activity(&sample("agent-activity-report.json"), 15).unwrap();
         assert_eq!(a[0].agent_activity[0].duration, 139_090);
+    }
+
+    #[test]
+    fn the_fast_agent_state_path_takes_only_what_the_tree_path_accepts_and_yields_the_same() {
+        let ok = r#"{"loginId":"a","acdId":"e","eventCode":"AUX","reasonCode":"r","eventUtcTime":"2024-04-17T10:01:02.005+02:00"}"#;
+        let bodies = [
+            format!(r#"{{"agentStateList":[{ok}]}}"#),
+            format!(r#"{{"agentStateList":[{ok},{ok}],"other":[1,{{"x":null}}]}}"#),
+            r#"{"agentStateList":[]}"#.to_string(),
+            r#"{"agentStateList":[{"loginId":"a"\é","acdId":"e","eventCode":"AUX","eventUtcTime":"2024-04-17T10:01:02Z","x":5}]}"#.to_string(),
+            r#"{"agentStateList":[{"loginId":"a","acdId":"e","eventCode":"AUX","reasonCode":null,"eventUtcTime":"2024-04-17T10:01:02Z"}]}"#.to_string(),
+            r#"{"agentStateList":[{"loginId":"a","loginId":"b","acdId":"e","eventCode":"AUX","eventUtcTime":"2024-04-17T10:01:02Z"}]}"#.to_string(),
+            // Everything below is refused by the tree path.
+            r#"{"agentStateList":[{"loginId":"","acdId":"e","eventCode":"AUX","eventUtcTime":"2024-04-17T10:01:02Z"}]}"#.to_string(),
+            r#"{"agentStateList":[{"loginId":null,"acdId":"e","eventCode":"AUX","eventUtcTime":"2024-04-17T10:01:02Z"}]}"#.to_string(),
+            r#"{"agentStateList":[{"loginId":"a","acdId":"e","eventCode":"AUX","eventUtcTime":"2024-04-17T10:01:02"}]}"#.to_string(),
+            r#"{"agentStateList":[{"loginId":"a","acdId":"e","eventCode":7,"eventUtcTime":"2024-04-17T10:01:02Z"}]}"#.to_string(),
+            format!(r#"{{"agentStateList":[{{"loginId":"{}","acdId":"e","eventCode":"AUX","eventUtcTime":"2024-04-17T10:01:02Z"}}]}}"#, "x".repeat(257)),
+            r#"{"agentStateList":[["a","e","AUX","r","2024-04-17T10:01:02Z"]]}"#.to_string(),
+            r#"[[{"loginId":"a","acdId":"e","eventCode":"AUX","eventUtcTime":"2024-04-17T10:01:02Z"}]]"#.to_string(),
+            r#"{"agentStateList":null}"#.to_string(),
+            r#"{"agentStateList":[null]}"#.to_string(),
+            r#"{}"#.to_string(),
+            r#"{"agentStateList":[{"#.to_string(),
+        ];
+        for body in &bodies {
+            let fast = fast::agent_states(body.as_bytes(), 7);
+            let tree = agent_states(body.as_bytes(), 7);
+            if let Some(states) = fast {
+                assert_eq!(Ok(states), tree, "{body}");
+            } else {
+                assert!(tree.is_err(), "the fast path passed over a valid body: {body}");
+            }
+        }
+        assert!(fast::agent_states(bodies[0].as_bytes(), 7).is_some(), "the common case takes the fast path");
     }
 
     #[test]
