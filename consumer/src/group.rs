@@ -1,12 +1,13 @@
 //! What both pipelines share about being a consumer-group member: counting rebalances, so a round
 //! can tell it was overtaken by one, and waiting with the partitions paused while still polling,
-//! so the group keeps the member however long a retry waits.
+//! so the group keeps the member however long a retry waits; and taking what is already fetched.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::message::BorrowedMessage;
 use rdkafka::ClientContext;
@@ -89,6 +90,26 @@ impl Member {
                 let _ = self.consumer.resume(&assignment);
             }
             self.paused = false;
+        }
+    }
+}
+
+/// Hands `take` up to `room` records that librdkafka has already fetched, without waiting and
+/// without a turn through the caller's `select!` per record; stops at the first that is not ready.
+pub fn take_ready<'c>(
+    consumer: &'c StreamConsumer<Ctx>,
+    room: usize,
+    pipeline: &str,
+    mut take: impl FnMut(BorrowedMessage<'c>),
+) {
+    for _ in 0..room {
+        match consumer.recv().now_or_never() {
+            Some(Ok(m)) => take(m),
+            Some(Err(e)) => {
+                tracing::warn!(pipeline, error = %e, "kafka consumer error");
+                return;
+            }
+            None => return,
         }
     }
 }

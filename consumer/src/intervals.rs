@@ -29,7 +29,6 @@ use acd_schemas::records::{AgentActivity, IntervalRow};
 use acd_schemas::time::{format_millis, now_millis, Millis};
 use acd_schemas::wfm::{ActivityJson, AgentActivityEntry, AgentActivityReport, IntradayReport, ReportData};
 use acd_schemas::{Codec, CodecError, Stream};
-use futures::FutureExt;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Message, OwnedMessage};
 use rdkafka::{Offset, TopicPartitionList};
@@ -39,7 +38,7 @@ use crate::admin::OpenIntervals;
 use crate::checkpoint::Checkpoints;
 use crate::delivery::{deliver, Delivery, Waiter};
 use crate::dlq::{DeadLetter, DeadLetters};
-use crate::group::{Ctx, Member};
+use crate::group::{take_ready, Ctx, Member};
 use crate::keystore::SledKeys;
 use crate::wfm::WfmClient;
 use crate::ConsumerError;
@@ -321,23 +320,17 @@ impl Intervals {
                 biased;
                 m = consumer.recv() => match m {
                     Ok(m) => {
-                        let mut next = Some(m);
-                        while let Some(m) = next.take() {
+                        let room = 5000usize.saturating_sub(batch.len() + 1);
+                        let mut take = |m: BorrowedMessage<'c>| {
                             let now = self.generation.load(Ordering::SeqCst);
                             if now != generation {
                                 batch.clear();
                                 generation = now;
                             }
                             batch.push(Rec::Borrowed(m));
-                            // What is already fetched is taken without a turn through the select.
-                            if batch.len() < 5000 {
-                                match consumer.recv().now_or_never() {
-                                    Some(Ok(m)) => next = Some(m),
-                                    Some(Err(e)) => tracing::warn!(error = %e, "interval consumer error"),
-                                    None => {}
-                                }
-                            }
-                        }
+                        };
+                        take(m);
+                        take_ready(consumer, room, "intervals", take);
                     }
                     Err(e) => tracing::warn!(error = %e, "interval consumer error"),
                 },

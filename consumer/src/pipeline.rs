@@ -19,8 +19,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::FutureExt;
-
 use acd_core::config::Config;
 use acd_core::kafka::Registry as SchemaRegistry;
 use acd_core::metrics::Registry;
@@ -38,7 +36,7 @@ use crate::checkpoint::{offset_key, Checkpoints};
 use crate::classify::{classify, Outcome};
 use crate::delivery::{deliver, Delivery, Waiter};
 use crate::dlq::{DeadLetter, DeadLetters};
-use crate::group::{Ctx, Member};
+use crate::group::{take_ready, Ctx, Member};
 use crate::seen::Seen;
 use crate::wfm::WfmClient;
 use crate::ConsumerError;
@@ -318,27 +316,17 @@ impl Pipeline {
             };
             match next {
                 Ok(m) => {
-                    let take = |m: &rdkafka::message::BorrowedMessage<'_>, batch: &mut Vec<Polled>, g: &mut u64| {
+                    let room = max.saturating_sub(batch.len() + 1);
+                    let mut take = |m: rdkafka::message::BorrowedMessage<'_>| {
                         let now = self.generation.load(Ordering::SeqCst);
-                        if now != *g {
+                        if now != generation {
                             batch.clear();
-                            *g = now;
+                            generation = now;
                         }
-                        batch.push(polled(&self.codec, m));
+                        batch.push(polled(&self.codec, &m));
                     };
-                    take(&m, &mut batch, &mut generation);
-                    drop(m);
-                    // What is already fetched is taken without a turn through the select.
-                    while batch.len() < max {
-                        match self.consumer.recv().now_or_never() {
-                            Some(Ok(m)) => take(&m, &mut batch, &mut generation),
-                            Some(Err(e)) => {
-                                tracing::warn!(error = %e, "kafka consumer error");
-                                break;
-                            }
-                            None => break,
-                        }
-                    }
+                    take(m);
+                    take_ready(&self.consumer, room, "agent-states", take);
                     if !armed {
                         timer.as_mut().reset(tokio::time::Instant::now() + linger);
                         armed = true;
@@ -413,15 +401,16 @@ impl Pipeline {
         let lanes = lanes(fresh);
         let size = self.cfg.wfm.agent_state_batch;
         let bodies: Bodies = lanes.iter().map(|lane| lane.chunks(size).map(states_body).collect()).collect();
-        let sends = tokio::spawn(first_attempts(self.wfm.clone(), path.clone(), bodies));
-        Round { generation, path, lanes, next_offsets, sends }
+        let sends = tokio::spawn(first_attempts(self.wfm.clone(), path, bodies));
+        Round { generation, lanes, next_offsets, sends }
     }
 
     /// Completes a round: takes the first attempts' answers, retries the chunks they left, then
     /// checkpoints the dedup journal with the next offsets and hands the offsets to the
     /// committer. False when the round was abandoned (rebalance or shutdown while retrying).
     async fn finish(&mut self, round: Round) -> Result<bool, ConsumerError> {
-        let Round { generation, path, lanes, next_offsets, sends } = round;
+        let Round { generation, lanes, next_offsets, sends } = round;
+        let path = self.wfm.paths().agent_states.clone();
         let (bodies, sent) = sends.await.expect("first attempts");
         let size = self.cfg.wfm.agent_state_batch;
         for ((lane, bodies), accepted) in lanes.iter().zip(bodies).zip(sent) {
@@ -560,7 +549,6 @@ type Bodies = Vec<Vec<Vec<u8>>>;
 /// A round whose first attempts are in flight.
 struct Round {
     generation: u64,
-    path: String,
     /// The states to forward, by lane.
     lanes: Vec<Vec<Item>>,
     next_offsets: BTreeMap<i32, i64>,
