@@ -200,7 +200,7 @@ async fn wait_ready(http: &reqwest::Client, url: &str) -> anyhow::Result<()> {
 }
 
 fn received_states(wfm: &acd_wfm_sim::Running) -> Vec<acd_schemas::wfm::AgentStateJson> {
-    wfm.store.lock().expect("wfm store").agent_states.clone()
+    wfm.store.lock().expect("wfm store").agent_states.to_vec()
 }
 
 fn state_json(s: &AgentState) -> serde_json::Value {

@@ -29,6 +29,7 @@ pub mod seen;
 pub mod wfm;
 
 use acd_core::config::Config;
+use acd_core::kafka::TopicSpec;
 use acd_core::metrics::Registry;
 use tokio_util::sync::CancellationToken;
 
@@ -68,28 +69,34 @@ pub async fn serve(
 ) -> Result<(), ConsumerError> {
     let metrics = Registry::default();
     let wfm = wfm::WfmClient::new(&cfg.wfm, metrics.clone());
-    check_details(&cfg, &wfm, &shutdown).await?;
-    acd_core::kafka::ensure_topics(&cfg, &cfg.topics.inputs()).await?;
-    acd_core::kafka::ensure_dlq(&cfg).await?;
-    let agents = intervals::load_agent_map(&cfg)?;
+    // The WFM's details, the topics and the checkpoint store are seen to side by side.
+    let topics = async {
+        let mut specs: Vec<TopicSpec<'_>> =
+            cfg.topics.inputs().into_iter().map(|n| TopicSpec::new(n, cfg.kafka.partitions)).collect();
+        specs.push(TopicSpec::dlq(&cfg));
+        acd_core::kafka::ensure(&cfg, &specs).await.map_err(ConsumerError::from)
+    };
+    let state_dir = cfg.state_dir();
     // One store for the process: sled allows one open handle per folder.
-    let store = checkpoint::Checkpoints::open(&cfg.state_dir())?;
+    let open_store = async {
+        tokio::task::spawn_blocking(move || checkpoint::Checkpoints::open(&state_dir))
+            .await
+            .expect("store task")
+            .map_err(ConsumerError::from)
+    };
+    let ((), (), store) = tokio::try_join!(check_details(&cfg, &wfm, &shutdown), topics, open_store)?;
+    let agents = intervals::load_agent_map(&cfg)?;
     let pipeline =
         pipeline::Pipeline::new(cfg.clone(), wfm.clone(), store.clone(), metrics.clone(), shutdown.clone()).await?;
     let wfm_for_connections = wfm.clone();
-    let intervals = intervals::Intervals::new(
-        cfg.clone(),
-        wfm.with_own_connections(&cfg.wfm),
-        pipeline.board(),
-        store,
-        agents,
-        metrics.clone(),
-        shutdown.clone(),
-    )
-    .await?;
+    let (iv_cfg, iv_wfm, iv_board, iv_metrics, iv_shutdown) =
+        (cfg.clone(), wfm.with_own_connections(&cfg.wfm), pipeline.board(), metrics.clone(), shutdown.clone());
+    let (ready, interval_task) = run_on_own_thread(move || {
+        intervals::Intervals::new(iv_cfg, iv_wfm, iv_board, store, agents, iv_metrics, iv_shutdown)
+    });
+    ready.await.unwrap_or_else(|_| Err(ConsumerError::Refused("the interval pipeline did not start".into())))?;
     let admin = admin::spawn(listener, pipeline.board(), metrics, shutdown.clone());
     let connections = connection::spawn(cfg.clone(), wfm_for_connections, pipeline.board(), shutdown.clone());
-    let interval_task = run_on_own_thread(intervals.run());
     let result = pipeline.run().await;
     shutdown.cancel();
     let intervals_result = interval_task.await.unwrap_or(Ok(()));
@@ -100,15 +107,28 @@ pub async fn serve(
 
 /// Runs the interval pipeline on a thread and runtime of its own: its work is CPU-bound in long
 /// stretches (a round of records, a recomputation after late events), and on the shared runtime
-/// it would hold up agent-state forwarding, whose latency matters. Its HTTP, Kafka and sled
-/// calls work from any runtime.
-fn run_on_own_thread(
-    task: impl std::future::Future<Output = Result<(), ConsumerError>> + Send + 'static,
-) -> tokio::sync::oneshot::Receiver<Result<(), ConsumerError>> {
+/// it would hold up agent-state forwarding, whose latency matters. For the same reason the thread
+/// runs at a lower scheduling priority (nice +10), as do the threads it starts: its Kafka
+/// client's and its runtime's. Interval reports are due only after `interval.grace_seconds`, so
+/// when the two compete for a busy machine, real-time agent states go first; on a machine with
+/// CPU to spare the priority changes nothing. The first receiver answers once the pipeline is
+/// built (or failed to be), the second when it ends.
+#[allow(clippy::type_complexity)]
+fn run_on_own_thread<F>(
+    make: impl FnOnce() -> F + Send + 'static,
+) -> (
+    tokio::sync::oneshot::Receiver<Result<(), ConsumerError>>,
+    tokio::sync::oneshot::Receiver<Result<(), ConsumerError>>,
+)
+where
+    F: std::future::Future<Output = Result<intervals::Intervals, ConsumerError>>,
+{
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
         .name("intervals".into())
         .spawn(move || {
+            lower_priority();
             // Two workers of its own drive its HTTP connections and background writes while
             // this thread decodes and aggregates.
             let rt = tokio::runtime::Builder::new_multi_thread()
@@ -117,10 +137,34 @@ fn run_on_own_thread(
                 .enable_all()
                 .build()
                 .expect("interval runtime");
-            let _ = tx.send(rt.block_on(task));
+            let result = rt.block_on(async move {
+                let pipeline = match make().await {
+                    Ok(p) => p,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return Ok(());
+                    }
+                };
+                let _ = ready_tx.send(Ok(()));
+                pipeline.run().await
+            });
+            let _ = tx.send(result);
         })
         .expect("interval thread");
-    rx
+    (ready_rx, rx)
+}
+
+/// Nice +10 for the calling thread and the threads it goes on to start (Linux keeps the nice
+/// value per thread and passes it on to new threads). Elsewhere, or if refused, nothing changes.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: plain system calls on the calling thread's own id.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        if libc::setpriority(libc::PRIO_PROCESS, tid, 10) != 0 {
+            tracing::debug!("could not lower the interval pipeline's priority");
+        }
+    }
 }
 
 /// Refuses to run when the WFM counts intervals of another length. A WFM that cannot be reached

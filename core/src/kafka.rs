@@ -54,12 +54,13 @@ pub fn producer(cfg: &Config) -> Result<FutureProducer, KafkaError> {
 /// Creates every topic of `names` that is missing, with `kafka.partitions` and
 /// `kafka.replication_factor`. Existing topics are left as they are.
 pub async fn ensure_topics(cfg: &Config, names: &[&str]) -> Result<(), KafkaError> {
-    ensure_topics_with(cfg, names, cfg.kafka.partitions, &[]).await
+    let specs: Vec<TopicSpec<'_>> = names.iter().map(|n| TopicSpec::new(n, cfg.kafka.partitions)).collect();
+    ensure(cfg, &specs).await
 }
 
 /// The dead-letter topic has one partition, so that an offset names one dead letter.
 pub async fn ensure_dlq(cfg: &Config) -> Result<(), KafkaError> {
-    ensure_topics_with(cfg, &[&cfg.topics.dlq], 1, &[("max.message.bytes", &DLQ_MAX_BYTES.to_string())]).await
+    ensure(cfg, &[TopicSpec::dlq(cfg)]).await
 }
 
 /// The largest dead letter: a whole WFM request body (requests are kept under 4 MiB) with room.
@@ -67,35 +68,64 @@ pub const DLQ_MAX_BYTES: usize = 8 * 1024 * 1024;
 
 /// Creates the missing topics of `names` with `partitions` partitions.
 pub async fn ensure_topics_with_partitions(cfg: &Config, names: &[&str], partitions: i32) -> Result<(), KafkaError> {
-    ensure_topics_with(cfg, names, partitions, &[]).await
+    let specs: Vec<TopicSpec<'_>> = names.iter().map(|n| TopicSpec::new(n, partitions)).collect();
+    ensure(cfg, &specs).await
 }
 
-async fn ensure_topics_with(
-    cfg: &Config,
-    names: &[&str],
-    partitions: i32,
-    settings: &[(&str, &str)],
-) -> Result<(), KafkaError> {
-    let admin: Arc<AdminClient<DefaultClientContext>> = Arc::new(client_config(cfg)?.create()?);
+/// A topic to have: created with these partitions and settings when it is missing.
+pub struct TopicSpec<'a> {
+    pub name: &'a str,
+    pub partitions: i32,
+    pub settings: Vec<(&'static str, String)>,
+}
+
+impl<'a> TopicSpec<'a> {
+    pub fn new(name: &'a str, partitions: i32) -> Self {
+        TopicSpec { name, partitions, settings: Vec::new() }
+    }
+
+    /// The dead-letter topic: one partition, and room for a whole request body.
+    pub fn dlq(cfg: &'a Config) -> Self {
+        TopicSpec {
+            name: &cfg.topics.dlq,
+            partitions: 1,
+            settings: vec![("max.message.bytes", DLQ_MAX_BYTES.to_string())],
+        }
+    }
+}
+
+/// Creates the topics of `specs` that are missing. Only the named topics are asked about (a
+/// cluster may hold thousands), with topic auto-creation off for the question, and all in one
+/// admin client.
+pub async fn ensure(cfg: &Config, specs: &[TopicSpec<'_>]) -> Result<(), KafkaError> {
+    let mut cc = client_config(cfg)?;
+    cc.set("allow.auto.create.topics", "false");
+    let admin: Arc<AdminClient<DefaultClientContext>> = Arc::new(cc.create()?);
     // Ask first: clusters that forbid CreateTopics still work when the topics exist.
     let a = admin.clone();
+    let names: Vec<String> = specs.iter().map(|s| s.name.to_string()).collect();
     let existing: Vec<String> = tokio::task::spawn_blocking(move || {
-        a.inner()
-            .fetch_metadata(None, Duration::from_secs(30))
-            .map(|m| m.topics().iter().filter(|t| t.error().is_none()).map(|t| t.name().to_string()).collect())
+        let mut found = Vec::new();
+        for name in names {
+            let m = a.inner().fetch_metadata(Some(&name), Duration::from_secs(30))?;
+            if m.topics().iter().any(|t| t.name() == name && t.error().is_none() && !t.partitions().is_empty()) {
+                found.push(name);
+            }
+        }
+        Ok::<_, rdkafka::error::KafkaError>(found)
     })
     .await
     .expect("metadata task")?;
-    let missing: Vec<&str> = names.iter().copied().filter(|n| !existing.iter().any(|e| e == n)).collect();
+    let missing: Vec<&TopicSpec<'_>> = specs.iter().filter(|s| !existing.iter().any(|e| e == s.name)).collect();
     if missing.is_empty() {
         return Ok(());
     }
-    tracing::info!(topics = ?missing, "creating missing topics");
+    tracing::info!(topics = ?missing.iter().map(|s| s.name).collect::<Vec<_>>(), "creating missing topics");
     let topics: Vec<NewTopic> = missing
         .iter()
-        .map(|n| {
-            settings.iter().fold(
-                NewTopic::new(n, partitions, TopicReplication::Fixed(cfg.kafka.replication_factor)),
+        .map(|s| {
+            s.settings.iter().fold(
+                NewTopic::new(s.name, s.partitions, TopicReplication::Fixed(cfg.kafka.replication_factor)),
                 |t, (k, v)| t.set(k, v),
             )
         })

@@ -151,7 +151,7 @@ fn error(status: StatusCode, field: &str, message: impl Into<String>) -> Respons
 }
 
 /// Parses a body strictly: a 400 names the field that is wrong.
-fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
+fn parse<'a, T: serde::Deserialize<'a>>(body: &'a [u8]) -> Result<T, Response> {
     if let Ok(v) = serde_json::from_slice(body) {
         return Ok(v);
     }
@@ -258,15 +258,23 @@ async fn agent_states(State(sim): State<Sim>, headers: HeaderMap, body: Bytes) -
     if let Err(r) = bearer(&sim, &headers) {
         return r;
     }
-    let req: acd_schemas::wfm::AgentStateList = match parse(&body) {
-        Ok(r) => r,
-        Err(resp) => return resp,
+    // Read in place: a load run sends millions of states.
+    let parsed: store::AgentStateListIn<'_>;
+    let list = match store::scan_states(&body) {
+        Some(list) => list,
+        None => {
+            parsed = match parse(&body) {
+                Ok(r) => r,
+                Err(resp) => return resp,
+            };
+            parsed.agent_state_list.iter().map(|s| s.view()).collect()
+        }
     };
-    if let Err((field, msg)) = store::check_agent_states(&req) {
+    if let Err((field, msg)) = store::check_agent_states(&list) {
         return error(StatusCode::BAD_REQUEST, &field, msg);
     }
-    let n = req.agent_state_list.len();
-    sim.store.lock().expect("store").append_states(req);
+    let n = list.len();
+    sim.store.lock().expect("store").append_states(&list);
     (StatusCode::OK, Json(json!({"received": n}))).into_response()
 }
 

@@ -56,16 +56,16 @@ pub fn render(store: &Store) -> String {
         let _ = write!(
             h,
             "<tr><td class=l>{}</td><td class=l>{}/{}</td><td class=l>{}</td><td class=l>{}</td></tr>",
-            esc(&s.event_utc_time),
-            esc(&s.acd_id),
-            esc(&s.login_id),
-            esc(&s.event_code),
-            esc(&s.reason_code)
+            esc(s.event_utc_time),
+            esc(s.acd_id),
+            esc(s.login_id),
+            esc(s.event_code),
+            esc(s.reason_code)
         );
     }
     let mut per_agent: BTreeMap<&str, usize> = BTreeMap::new();
-    for s in &store.agent_states {
-        *per_agent.entry(&s.login_id).or_default() += 1;
+    for s in store.agent_states.iter() {
+        *per_agent.entry(s.login_id).or_default() += 1;
     }
     let _ = write!(h, "</table><p>{} agents reported states.</p></body></html>", per_agent.len());
     h
