@@ -58,7 +58,7 @@ impl Member {
         expected: u64,
         shutdown: &CancellationToken,
         stash: &mut VecDeque<(u64, T)>,
-        keep: impl Fn(&BorrowedMessage<'_>) -> T,
+        mut keep: impl FnMut(&BorrowedMessage<'_>) -> T,
     ) -> bool {
         if !self.paused {
             if let Ok(assignment) = self.consumer.assignment() {
