@@ -74,15 +74,23 @@ pub async fn serve(
         let mut specs: Vec<TopicSpec<'_>> =
             cfg.topics.inputs().into_iter().map(|n| TopicSpec::new(n, cfg.kafka.partitions)).collect();
         specs.push(TopicSpec::dlq(&cfg));
-        acd_core::kafka::ensure(&cfg, &specs).await.map_err(ConsumerError::from)
+        let t = std::time::Instant::now();
+        let r = acd_core::kafka::ensure(&cfg, &specs).await.map_err(ConsumerError::from);
+        tracing::debug!(ms = t.elapsed().as_secs_f64() * 1e3, "topics checked");
+        r
     };
     let state_dir = cfg.state_dir();
     // One store for the process: sled allows one open handle per folder.
     let open_store = async {
-        tokio::task::spawn_blocking(move || checkpoint::Checkpoints::open(&state_dir))
-            .await
-            .expect("store task")
-            .map_err(ConsumerError::from)
+        tokio::task::spawn_blocking(move || {
+            let t = std::time::Instant::now();
+            let store = checkpoint::Checkpoints::open(&state_dir);
+            tracing::debug!(ms = t.elapsed().as_secs_f64() * 1e3, "checkpoint store opened");
+            store
+        })
+        .await
+        .expect("store task")
+        .map_err(ConsumerError::from)
     };
     let ((), (), store) = tokio::try_join!(check_details(&cfg, &wfm, &shutdown), topics, open_store)?;
     let agents = intervals::load_agent_map(&cfg)?;

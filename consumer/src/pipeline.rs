@@ -271,9 +271,17 @@ impl Pipeline {
         while !self.shutdown.is_cancelled() {
             // With a round in flight, reading waits at most the linger, so the round is settled
             // even when nothing more comes.
+            let t = std::time::Instant::now();
             let (generation, batch) = self.collect(max_round, in_flight.is_some()).await;
+            let collected = t.elapsed();
             if let Some(round) = in_flight.take() {
                 let settled = self.finish(round).await?;
+                tracing::debug!(
+                    collect_ms = collected.as_secs_f64() * 1e3,
+                    finish_ms = (t.elapsed() - collected).as_secs_f64() * 1e3,
+                    next = batch.len(),
+                    "agent-state round settled"
+                );
                 self.update_board();
                 if !settled {
                     // Abandoned (rebalance or shutdown): what was read since is read again.
