@@ -2,7 +2,9 @@
 //! from its eventUtcTime to the agent's next state. One [`AgentBook`] serves one agent-state
 //! partition.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
+use rustc_hash::FxHashMap as HashMap;
 
 use acd_schemas::records::{AgentState, AgentStateRef};
 use acd_schemas::time::{format_millis, Millis};
@@ -85,7 +87,7 @@ impl AgentBook {
             grid,
             categories,
             agents,
-            timelines: HashMap::new(),
+            timelines: HashMap::default(),
             texts: Texts::default(),
             high: None,
             first_interval: None,

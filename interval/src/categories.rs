@@ -1,6 +1,6 @@
 //! Event codes to the four categories of CONTRACT section 6 (case-insensitive, configurable).
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -21,7 +21,7 @@ pub struct Categories {
 
 impl Default for Categories {
     fn default() -> Self {
-        let mut map = HashMap::new();
+        let mut map = HashMap::default();
         for (cat, codes) in [
             (Category::LoggedOut, &["LOGOUT", "LOGOFF", "LOGGED_OUT", "UNSTAFF", "UNSTAFFED", "10", "110"][..]),
             (Category::Ready, &["AVAIL", "AVAILABLE", "READY", "IDLE", "20"][..]),
@@ -61,6 +61,11 @@ impl Categories {
     pub fn of(&self, code: &str) -> Category {
         if let Some(c) = self.map.get(code) {
             return *c;
+        }
+        // Keys are upper case and trimmed: a code that already is (most BUSY codes) missed.
+        let canonical = code.is_ascii() && !code.bytes().any(|b| b.is_ascii_lowercase() || b.is_ascii_whitespace());
+        if canonical {
+            return Category::Busy;
         }
         self.map.get(&code.trim().to_uppercase()).copied().unwrap_or(Category::Busy)
     }

@@ -10,7 +10,9 @@
 //! interval already cold, is not recognised. ACDs re-send the same record; a contact whose end
 //! time changed between sends is a different report of it.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
+
+use rustc_hash::FxHashMap as HashMap;
 
 use acd_schemas::time::Millis;
 
@@ -63,7 +65,7 @@ impl std::fmt::Debug for Keys {
 impl Keys {
     /// Keys spilling to `cold`.
     pub fn new(cold: Box<dyn KeyStore>) -> Keys {
-        Keys { hot: HashMap::new(), cold, hot_from: Millis::MIN, spilled: 0 }
+        Keys { hot: HashMap::default(), cold, hot_from: Millis::MIN, spilled: 0 }
     }
 
     /// True when `key` (of a contact in interval `start`) was counted before.

@@ -1,7 +1,9 @@
 //! Contacts into queue rows and agent-per-queue rows (When Contact Ended): a contact counts wholly
 //! in the interval of its `endedUtc`. One [`QueueBook`] serves one contact partition.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap as HashMap;
 
 use acd_schemas::records::{Contact, ContactRef, Outcome, Party};
 use acd_schemas::time::Millis;
@@ -148,9 +150,9 @@ impl QueueBook {
         QueueBook {
             settings,
             counted: Keys::new(store),
-            queue_ids: HashMap::new(),
+            queue_ids: HashMap::default(),
             queues: Vec::new(),
-            agent_ids: HashMap::new(),
+            agent_ids: HashMap::default(),
             agents: Vec::new(),
             cells: BTreeMap::new(),
             agent_cells: BTreeMap::new(),

@@ -44,25 +44,23 @@ pub fn write_millis(millis: Millis, out: &mut Vec<u8>) {
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + (month <= 2) as i64;
     let (h, m, sec, ms) = (ms_of_day / 3_600_000, ms_of_day / 60_000 % 60, ms_of_day / 1000 % 60, ms_of_day % 1000);
-    let mut num = |v: i64, width: usize, sep: u8| {
-        let mut digits = [b'0'; 4];
+    // Written into a fixed buffer and appended once: this runs for every state forwarded.
+    let mut text = *b"0000-00-00T00:00:00.000Z";
+    let mut put = |at: usize, width: usize, v: i64| {
         let mut v = v;
-        for d in digits[..width].iter_mut().rev() {
+        for d in text[at..at + width].iter_mut().rev() {
             *d = b'0' + (v % 10) as u8;
             v /= 10;
         }
-        out.extend_from_slice(&digits[..width]);
-        if sep != 0 {
-            out.push(sep);
-        }
     };
-    num(year, 4, b'-');
-    num(month, 2, b'-');
-    num(day, 2, b'T');
-    num(h, 2, b':');
-    num(m, 2, b':');
-    num(sec, 2, b'.');
-    num(ms, 3, b'Z');
+    put(0, 4, year);
+    put(5, 2, month);
+    put(8, 2, day);
+    put(11, 2, h);
+    put(14, 2, m);
+    put(17, 2, sec);
+    put(20, 3, ms);
+    out.extend_from_slice(&text);
 }
 
 /// The wall clock, for adapters only: the arithmetic takes "now" as an argument.
