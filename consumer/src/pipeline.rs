@@ -542,8 +542,8 @@ impl Waiter for PollingWaiter<'_> {
     }
 }
 
-/// Reads a polled record when it can (in place for the current schema, the common case: one
-/// allocation, the JSON).
+/// Reads a polled record when it can (in place for the current schema, the common case: its
+/// JSON is written into the slab).
 fn polled(codec: &Codec, slab: &mut Slab, m: &rdkafka::message::BorrowedMessage<'_>) -> Polled {
     let item = codec.with_agent_state(m.payload().unwrap_or_default(), |s| {
         acd_schemas::check::agent_state_ref(s).is_ok().then(|| slab.item(s))

@@ -58,11 +58,6 @@ pub async fn ensure_topics(cfg: &Config, names: &[&str]) -> Result<(), KafkaErro
     ensure(cfg, &specs).await
 }
 
-/// The dead-letter topic has one partition, so that an offset names one dead letter.
-pub async fn ensure_dlq(cfg: &Config) -> Result<(), KafkaError> {
-    ensure(cfg, &[TopicSpec::dlq(cfg)]).await
-}
-
 /// The largest dead letter: a whole WFM request body (requests are kept under 4 MiB) with room.
 pub const DLQ_MAX_BYTES: usize = 8 * 1024 * 1024;
 
@@ -84,7 +79,8 @@ impl<'a> TopicSpec<'a> {
         TopicSpec { name, partitions, settings: Vec::new() }
     }
 
-    /// The dead-letter topic: one partition, and room for a whole request body.
+    /// The dead-letter topic: one partition, so that an offset names one dead letter, and room
+    /// for a whole request body.
     pub fn dlq(cfg: &'a Config) -> Self {
         TopicSpec {
             name: &cfg.topics.dlq,
@@ -95,8 +91,8 @@ impl<'a> TopicSpec<'a> {
 }
 
 /// Creates the topics of `specs` that are missing. Only the named topics are asked about (a
-/// cluster may hold thousands), with topic auto-creation off for the question, and all in one
-/// admin client.
+/// cluster may hold thousands), all at once, with topic auto-creation off for the question; an
+/// admin client is made only when something is missing.
 pub async fn ensure(cfg: &Config, specs: &[TopicSpec<'_>]) -> Result<(), KafkaError> {
     let mut cc = client_config(cfg)?;
     cc.set("allow.auto.create.topics", "false");
