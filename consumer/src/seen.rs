@@ -29,8 +29,6 @@ pub struct Seen {
     agents: HashMap<String, Vec<Millis>>,
     /// Admitted since the last journal entry, by agent (agents with none stay, emptied).
     pending: HashMap<String, Vec<Millis>>,
-    /// How many times `pending` holds.
-    pending_count: usize,
     /// Journal entries in the store: (sequence, newest time in it).
     journal: VecDeque<(u64, Millis)>,
     next_seq: u64,
@@ -163,7 +161,6 @@ impl Seen {
                     self.pending.insert(agent.to_string(), vec![time]);
                 }
             }
-            self.pending_count += 1;
             true
         } else {
             false
@@ -174,14 +171,13 @@ impl Seen {
     /// deletion of entries (and times) that left the window.
     pub fn take_writes(&mut self) -> Vec<Write> {
         let mut out = Vec::new();
-        if self.pending_count > 0 {
+        if self.pending.values().any(|t| !t.is_empty()) {
             let newest = self.pending.values().flatten().copied().max().unwrap_or(Millis::MIN);
             out.push((key(self.next_seq), Some(encode(&mut self.pending))));
             // The agents stay, with their lists emptied: the next rounds mostly see them again.
             for times in self.pending.values_mut() {
                 times.clear();
             }
-            self.pending_count = 0;
             self.journal.push_back((self.next_seq, newest));
             self.next_seq += 1;
         }
