@@ -259,6 +259,77 @@ fn consume_killed_mid_stream_delivers_every_state_at_least_once() {
     assert!(!kills.contains("panicked"), "{kills}");
 }
 
+/// Two instances in one group: a second joins mid-stream, then the first is stopped. Each
+/// rebalance hands partitions over while states are being read and sent.
+#[test]
+fn an_instance_joining_and_one_leaving_mid_stream_lose_nothing() {
+    let mut stack = Stack::start("states-rebalance", &[], "");
+    let admin2 = free_port();
+    let text = std::fs::read_to_string(&stack.cfg).unwrap();
+    let first_admin = format!("admin_listen = \"127.0.0.1:{}\"", stack.setup.admin_port);
+    assert!(text.contains(&first_admin) && text.contains("/state\""), "{text}");
+    let second_cfg = stack.setup.scratch.file(
+        "config-second.toml",
+        &text
+            .replace(&first_admin, &format!("admin_listen = \"127.0.0.1:{admin2}\""))
+            .replace("/state\"", "/state-second\""),
+    );
+    let status2 =
+        || -> Option<Value> { http().get(format!("http://127.0.0.1:{admin2}/status")).send().ok()?.json().ok() };
+    let (posts, expected) = traffic(11, 40, 100);
+    let want = distinct(&expected);
+    let chunks: Vec<Vec<Value>> = posts.chunks(200).map(<[Value]>::to_vec).collect();
+    let n_chunks = chunks.len();
+    let (mut second, mut first_delivered) = (None, 0);
+    for (i, chunk) in chunks.into_iter().enumerate() {
+        stack.post_states(&chunk);
+        if i == n_chunks / 3 {
+            let p = Proc::start(
+                "consume-second",
+                &["consume", "--config", second_cfg.to_str().unwrap()],
+                &stack.setup.scratch.0,
+            );
+            // The rest is posted once the group has rebalanced, so both instances get some.
+            poll("the second instance's assignment", Duration::from_secs(60), || {
+                p.log().lines().any(|l| l.contains("partitions assigned") && l.contains("agent-states")).then_some(())
+            });
+            second = Some(p);
+        }
+        if i == 2 * n_chunks / 3 {
+            // Both instances deliver what was posted after the rebalance.
+            poll("the second instance delivering", Duration::from_secs(60), || {
+                (status2()?["agent_states_delivered"].as_u64()? > 0).then_some(())
+            });
+            first_delivered = stack.status().unwrap()["agent_states_delivered"].as_u64().unwrap();
+        }
+        if i == 2 * n_chunks / 3 + 1 {
+            poll("the first instance delivering after the rebalance", Duration::from_secs(60), || {
+                (stack.status()?["agent_states_delivered"].as_u64()? > first_delivered).then_some(())
+            });
+            assert_eq!(stack.consume.as_mut().unwrap().terminate(), Some(0));
+        }
+    }
+    poll("every state at the WFM", Duration::from_secs(180), || {
+        let (agents, _) = per_agent(&stack.received());
+        (agents.values().map(Vec::len).sum::<usize>() >= want).then_some(())
+    });
+    let (agents, twice) = per_agent(&stack.received());
+    let missing: usize = expected
+        .iter()
+        .map(|(k, v)| v.iter().filter(|t| !agents.get(k).is_some_and(|got| got.contains(t))).count())
+        .sum();
+    assert_eq!(missing, 0);
+    let first_log = stack.consume.as_ref().unwrap().log();
+    assert!(first_log.contains("partitions revoked"), "the first instance gave partitions up: {first_log}");
+    let second = second.unwrap();
+    let delivered2 =
+        poll("the second instance's status", Duration::from_secs(30), || status2()?["agent_states_delivered"].as_u64());
+    assert!(delivered2 > 0, "the second instance delivered after taking over");
+    let second_log = second.log();
+    assert!(!first_log.contains("panicked") && !second_log.contains("panicked"), "{second_log}");
+    eprintln!("rebalanced twice: {want} distinct states, all delivered; {twice} delivered twice");
+}
+
 #[test]
 fn wfm_503_bursts_and_timeouts_are_retried() {
     let stack = Stack::start("states-faults", &[], "");

@@ -3,30 +3,76 @@
 //! so the group keeps the member however long a retry waits; and taking what is already fetched.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::ffi::{c_void, CString};
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::FutureExt;
+use futures::{FutureExt, StreamExt};
+use rdkafka::bindings as rdsys;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
-use rdkafka::message::BorrowedMessage;
+use rdkafka::message::{BorrowedMessage, Message, OwnedMessage, Timestamp};
 use rdkafka::ClientContext;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-/// Counts revocations (the eager protocol revokes every partition on each rebalance).
+/// Counts revocations (the eager protocol revokes every partition on each rebalance), and
+/// routes the records of assigned partitions to the member's [`Fetched`] queue when it has one.
 pub struct Ctx {
     pub generation: Arc<AtomicU64>,
     /// Which pipeline, for the log.
     pub pipeline: &'static str,
+    /// The [`Fetched`] queue, null until it is made (and after it is gone).
+    fetched: AtomicPtr<rdsys::rd_kafka_queue_t>,
+    /// Woken when the [`Fetched`] queue gets a record after being empty.
+    wake: Notify,
+}
+
+impl Ctx {
+    pub fn new(generation: Arc<AtomicU64>, pipeline: &'static str) -> Ctx {
+        Ctx { generation, pipeline, fetched: AtomicPtr::new(std::ptr::null_mut()), wake: Notify::new() }
+    }
 }
 
 impl ClientContext for Ctx {}
 
 impl ConsumerContext for Ctx {
-    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(tpl) = rebalance {
-            self.generation.fetch_add(1, Ordering::SeqCst);
-            tracing::info!(pipeline = self.pipeline, partitions = tpl.count(), "partitions revoked");
+    fn pre_rebalance(&self, base: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Revoke(tpl) => {
+                self.generation.fetch_add(1, Ordering::SeqCst);
+                tracing::info!(pipeline = self.pipeline, partitions = tpl.count(), "partitions revoked");
+            }
+            Rebalance::Assign(tpl) => {
+                // Before the assignment takes effect, so that no record of these partitions is
+                // fetched into the consumer's own queue first (that would put it out of order).
+                let fetched = self.fetched.load(Ordering::SeqCst);
+                if fetched.is_null() {
+                    return;
+                }
+                let rk = base.client().native_ptr();
+                for e in tpl.elements() {
+                    let Ok(topic) = CString::new(e.topic()) else { continue };
+                    // SAFETY: `rk` is this live client; the partition queue handle is released
+                    // at once (the forwarding holds its own reference to `fetched`, which the
+                    // `Fetched` that made it keeps alive until it stops the forwarding).
+                    unsafe {
+                        let q = rdsys::rd_kafka_queue_get_partition(rk, topic.as_ptr(), e.partition());
+                        if !q.is_null() {
+                            rdsys::rd_kafka_queue_forward(q, fetched);
+                            rdsys::rd_kafka_queue_destroy(q);
+                        }
+                        tracing::debug!(
+                            pipeline = self.pipeline,
+                            topic = e.topic(),
+                            partition = e.partition(),
+                            routed = !q.is_null(),
+                            "partition routed"
+                        );
+                    }
+                }
+            }
+            Rebalance::Error(_) => {}
         }
     }
 
@@ -34,6 +80,182 @@ impl ConsumerContext for Ctx {
         if let Rebalance::Assign(tpl) = rebalance {
             tracing::info!(pipeline = self.pipeline, partitions = tpl.count(), "partitions assigned");
         }
+    }
+}
+
+/// The fetched records of a member's assigned partitions, read many at a time.
+///
+/// librdkafka's consumer queue hands records out one call each, with the rebalance and error
+/// events among them; that per-record round trip was two fifths of the forwarding thread. Here
+/// each assigned partition's queue is forwarded (before the assignment starts fetching) to a
+/// queue of our own that holds only records, read with `rd_kafka_consume_batch_queue`. The
+/// consumer queue is still polled for everything else. Per partition, records stay in order;
+/// records of a revoked assignment are dropped by librdkafka's version barrier, as they are on
+/// the consumer queue.
+pub struct Fetched {
+    consumer: Arc<StreamConsumer<Ctx>>,
+    queue: *mut rdsys::rd_kafka_queue_t,
+    buf: Vec<*mut rdsys::rd_kafka_message_t>,
+}
+
+// SAFETY: librdkafka queues may be used from any thread; `buf` only holds pointers between a
+// batch read and the destruction of its messages, inside one `read` call (which takes `&mut`);
+// through `&Fetched` only the context's `Notify` is reached.
+unsafe impl Send for Fetched {}
+unsafe impl Sync for Fetched {}
+
+/// Records read per librdkafka call.
+const FETCHED_BATCH: usize = 1024;
+
+unsafe extern "C" fn wake_cb(_rk: *mut rdsys::rd_kafka_t, opaque: *mut c_void) {
+    // SAFETY: `opaque` is the `Notify` of the client's context, which outlives the client's
+    // threads (the only callers), and the callback is removed before `Fetched` goes.
+    unsafe { (*(opaque as *const Notify)).notify_one() }
+}
+
+impl Fetched {
+    /// Must be made before `subscribe`, so that every assignment is routed here.
+    pub fn new(consumer: Arc<StreamConsumer<Ctx>>) -> Fetched {
+        let ctx = consumer.context().clone();
+        // SAFETY: a new queue of this live client; the callback's opaque is the context's
+        // `Notify`, which lives as long as the client.
+        let queue = unsafe {
+            let q = rdsys::rd_kafka_queue_new(consumer.client().native_ptr());
+            rdsys::rd_kafka_queue_cb_event_enable(q, Some(wake_cb), &ctx.wake as *const Notify as *mut c_void);
+            q
+        };
+        ctx.fetched.store(queue, Ordering::SeqCst);
+        Fetched { consumer, queue, buf: vec![std::ptr::null_mut(); FETCHED_BATCH] }
+    }
+
+    /// Resolves when records may have arrived since the queue was last found empty.
+    pub async fn arrived(&self) {
+        self.consumer.context().wake.notified().await
+    }
+
+    /// Hands `take` up to `room` records already fetched, without waiting. Returns how many it
+    /// handed over and whether it found the queue empty.
+    pub fn read(&mut self, room: usize, pipeline: &str, mut take: impl FnMut(&Fetch<'_>)) -> (usize, bool) {
+        let mut taken = 0;
+        while taken < room {
+            let want = (room - taken).min(FETCHED_BATCH);
+            // SAFETY: `buf` has room for `want` pointers; each message returned is destroyed
+            // below, once `take` is done with it.
+            let n = unsafe { rdsys::rd_kafka_consume_batch_queue(self.queue, 0, self.buf.as_mut_ptr(), want) };
+            let n = n.max(0) as usize;
+            for &m in &self.buf[..n] {
+                // SAFETY: a message just returned by librdkafka, not yet destroyed.
+                let err = unsafe { (*m).err };
+                if err == rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+                    take(&Fetch { m, _life: std::marker::PhantomData });
+                    taken += 1;
+                } else {
+                    let e: rdkafka::types::RDKafkaErrorCode = err.into();
+                    tracing::warn!(pipeline, error = %e, "kafka consumer error");
+                }
+                // SAFETY: destroyed once, after its last use.
+                unsafe { rdsys::rd_kafka_message_destroy(m) };
+            }
+            if n < want {
+                return (taken, true);
+            }
+        }
+        (taken, false)
+    }
+}
+
+impl Drop for Fetched {
+    fn drop(&mut self) {
+        let ctx = self.consumer.context();
+        ctx.fetched.store(std::ptr::null_mut(), Ordering::SeqCst);
+        // SAFETY: the callback is removed before the queue is destroyed; the client is still
+        // alive (`self.consumer`), and destroying the owner handle disables the queue, so the
+        // partitions still forwarded to it drop their records instead.
+        unsafe {
+            rdsys::rd_kafka_queue_cb_event_enable(self.queue, None, std::ptr::null_mut());
+            rdsys::rd_kafka_queue_destroy(self.queue);
+        }
+    }
+}
+
+/// A record read from [`Fetched`], valid during the `take` call it is handed to.
+pub struct Fetch<'a> {
+    m: *mut rdsys::rd_kafka_message_t,
+    _life: std::marker::PhantomData<&'a ()>,
+}
+
+impl Fetch<'_> {
+    fn bytes(ptr: *mut c_void, len: usize) -> Option<&'static [u8]> {
+        // SAFETY: librdkafka's pointer and length of a live message's payload or key.
+        (!ptr.is_null()).then(|| unsafe { std::slice::from_raw_parts(ptr as *const u8, len) })
+    }
+}
+
+/// What the pipelines read of a record, from either queue.
+pub trait Record {
+    fn value(&self) -> &[u8];
+    fn partition_of(&self) -> i32;
+    fn offset_of(&self) -> i64;
+    fn to_owned_message(&self) -> OwnedMessage;
+}
+
+impl Record for BorrowedMessage<'_> {
+    fn value(&self) -> &[u8] {
+        self.payload().unwrap_or_default()
+    }
+    fn partition_of(&self) -> i32 {
+        self.partition()
+    }
+    fn offset_of(&self) -> i64 {
+        self.offset()
+    }
+    fn to_owned_message(&self) -> OwnedMessage {
+        self.detach()
+    }
+}
+
+impl Record for Fetch<'_> {
+    fn value(&self) -> &[u8] {
+        // SAFETY: `m` is live while `self` is (see `Fetched::read`).
+        let (p, n) = unsafe { ((*self.m).payload, (*self.m).len) };
+        Fetch::bytes(p, n).unwrap_or_default()
+    }
+    fn partition_of(&self) -> i32 {
+        // SAFETY: as above.
+        unsafe { (*self.m).partition }
+    }
+    fn offset_of(&self) -> i64 {
+        // SAFETY: as above.
+        unsafe { (*self.m).offset }
+    }
+    fn to_owned_message(&self) -> OwnedMessage {
+        // SAFETY: as above; the topic name is a NUL-terminated string owned by the topic handle.
+        let (key, topic, timestamp) = unsafe {
+            let key = Fetch::bytes((*self.m).key, (*self.m).key_len).map(<[u8]>::to_vec);
+            let name = rdsys::rd_kafka_topic_name((*self.m).rkt);
+            let topic = if name.is_null() {
+                String::new()
+            } else {
+                std::ffi::CStr::from_ptr(name).to_string_lossy().into_owned()
+            };
+            let mut kind = rdsys::rd_kafka_timestamp_type_t::RD_KAFKA_TIMESTAMP_NOT_AVAILABLE;
+            let ms = rdsys::rd_kafka_message_timestamp(self.m, &mut kind);
+            let timestamp = match kind {
+                rdsys::rd_kafka_timestamp_type_t::RD_KAFKA_TIMESTAMP_CREATE_TIME => Timestamp::CreateTime(ms),
+                rdsys::rd_kafka_timestamp_type_t::RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME => Timestamp::LogAppendTime(ms),
+                _ => Timestamp::NotAvailable,
+            };
+            (key, topic, timestamp)
+        };
+        OwnedMessage::new(
+            Some(self.value().to_vec()),
+            key,
+            topic,
+            timestamp,
+            self.partition_of(),
+            self.offset_of(),
+            None,
+        )
     }
 }
 
@@ -96,20 +318,24 @@ impl Member {
 
 /// Hands `take` up to `room` records that librdkafka has already fetched, without waiting and
 /// without a turn through the caller's `select!` per record; stops at the first that is not ready.
+/// Returns how many it handed over.
 pub fn take_ready<'c>(
     consumer: &'c StreamConsumer<Ctx>,
     room: usize,
     pipeline: &str,
     mut take: impl FnMut(BorrowedMessage<'c>),
-) {
-    for _ in 0..room {
-        match consumer.recv().now_or_never() {
+) -> usize {
+    // One stream for the lot: each `recv` registers and drops a waker slot under a lock.
+    let mut stream = consumer.stream();
+    for n in 0..room {
+        match stream.next().now_or_never().flatten() {
             Some(Ok(m)) => take(m),
             Some(Err(e)) => {
                 tracing::warn!(pipeline, error = %e, "kafka consumer error");
-                return;
+                return n;
             }
-            None => return,
+            None => return n,
         }
     }
+    room
 }

@@ -168,8 +168,7 @@ impl Intervals {
             // librdkafka 2.x postpones the next fetch by this much once its prefetch queue is
             // full (default 1 s): a fast reader then stalls for most of a second at a time.
             .set("fetch.queue.backoff.ms", "5");
-        let consumer: StreamConsumer<Ctx> =
-            cc.create_with_context(Ctx { generation: generation.clone(), pipeline: "intervals" })?;
+        let consumer: StreamConsumer<Ctx> = cc.create_with_context(Ctx::new(generation.clone(), "intervals"))?;
         let consumer = Arc::new(consumer);
         let t = &cfg.topics;
         consumer.subscribe(&[&t.contact, &t.agent_state, &t.interval, &t.agent_activity])?;

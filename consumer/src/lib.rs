@@ -69,14 +69,14 @@ pub async fn serve(
 ) -> Result<(), ConsumerError> {
     let metrics = Registry::default();
     let wfm = wfm::WfmClient::new(&cfg.wfm, metrics.clone());
-    // The WFM's details, the topics and the checkpoint store are seen to side by side.
-    let topics = async {
-        let mut specs: Vec<TopicSpec<'_>> =
-            cfg.topics.inputs().into_iter().map(|n| TopicSpec::new(n, cfg.kafka.partitions)).collect();
-        specs.push(TopicSpec::dlq(&cfg));
+    // Forwarding needs only its input and the dead-letter topic; it starts once those are seen
+    // to, while the other topics are still being checked or created (creating a partition takes
+    // the broker a few milliseconds, so on a first start that is most of the start-up).
+    let forwarding_topics = async {
+        let specs = [TopicSpec::new(&cfg.topics.agent_state, cfg.kafka.partitions), TopicSpec::dlq(&cfg)];
         let t = std::time::Instant::now();
         let r = acd_core::kafka::ensure(&cfg, &specs).await.map_err(ConsumerError::from);
-        tracing::debug!(ms = t.elapsed().as_secs_f64() * 1e3, "topics checked");
+        tracing::debug!(ms = t.elapsed().as_secs_f64() * 1e3, "agent-state and dead-letter topics checked");
         r
     };
     let state_dir = cfg.state_dir();
@@ -92,25 +92,50 @@ pub async fn serve(
         .expect("store task")
         .map_err(ConsumerError::from)
     };
-    let ((), (), store) = tokio::try_join!(check_details(&cfg, &wfm, &shutdown), topics, open_store)?;
+    let ((), (), store) = tokio::try_join!(check_details(&cfg, &wfm, &shutdown), forwarding_topics, open_store)?;
     let agents = intervals::load_agent_map(&cfg)?;
     let pipeline =
         pipeline::Pipeline::new(cfg.clone(), wfm.clone(), store.clone(), metrics.clone(), shutdown.clone()).await?;
-    let wfm_for_connections = wfm.clone();
-    let (iv_cfg, iv_wfm, iv_board, iv_metrics, iv_shutdown) =
-        (cfg.clone(), wfm.with_own_connections(&cfg.wfm), pipeline.board(), metrics.clone(), shutdown.clone());
-    let (ready, interval_task) = run_on_own_thread(move || {
-        intervals::Intervals::new(iv_cfg, iv_wfm, iv_board, store, agents, iv_metrics, iv_shutdown)
-    });
-    ready.await.unwrap_or_else(|_| Err(ConsumerError::Refused("the interval pipeline did not start".into())))?;
-    let admin = admin::spawn(listener, pipeline.board(), metrics, shutdown.clone());
-    let connections = connection::spawn(cfg.clone(), wfm_for_connections, pipeline.board(), shutdown.clone());
-    let result = pipeline.run().await;
-    shutdown.cancel();
-    let intervals_result = interval_task.await.unwrap_or(Ok(()));
+    let admin = admin::spawn(listener, pipeline.board(), metrics.clone(), shutdown.clone());
+    // The interval pipeline and the connection-state consumer, once their topics are there.
+    let rest = {
+        let (cfg, board, shutdown) = (cfg.clone(), pipeline.board(), shutdown.clone());
+        let iv_wfm = wfm.with_own_connections(&cfg.wfm);
+        async move {
+            let other =
+                [&cfg.topics.contact, &cfg.topics.interval, &cfg.topics.agent_activity, &cfg.topics.connector_status];
+            let specs: Vec<TopicSpec<'_>> = other.iter().map(|n| TopicSpec::new(n, cfg.kafka.partitions)).collect();
+            let t = std::time::Instant::now();
+            acd_core::kafka::ensure(&cfg, &specs).await?;
+            tracing::debug!(ms = t.elapsed().as_secs_f64() * 1e3, "interval and connection topics checked");
+            let (iv_cfg, iv_board, iv_shutdown) = (cfg.clone(), board.clone(), shutdown.clone());
+            let (ready, interval_task) = run_on_own_thread(move || {
+                intervals::Intervals::new(iv_cfg, iv_wfm, iv_board, store, agents, metrics, iv_shutdown)
+            });
+            ready
+                .await
+                .unwrap_or_else(|_| Err(ConsumerError::Refused("the interval pipeline did not start".into())))?;
+            let connections = connection::spawn(cfg, wfm, board, shutdown);
+            let result = interval_task.await.unwrap_or(Ok(()));
+            let _ = connections.await;
+            result
+        }
+    };
+    // Either side ending (shutdown, or an error) ends the other.
+    let stop = shutdown.clone();
+    let rest = async move {
+        let r = rest.await;
+        stop.cancel();
+        r
+    };
+    let forward = async {
+        let r = pipeline.run().await;
+        shutdown.cancel();
+        r
+    };
+    let (result, rest_result) = tokio::join!(forward, rest);
     let _ = admin.await;
-    let _ = connections.await;
-    result.and(intervals_result)
+    result.and(rest_result)
 }
 
 /// Runs the interval pipeline on a thread and runtime of its own: its work is CPU-bound in long

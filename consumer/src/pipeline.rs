@@ -36,10 +36,16 @@ use crate::checkpoint::{offset_key, Checkpoints};
 use crate::classify::{classify, Outcome};
 use crate::delivery::{deliver, Delivery, Waiter};
 use crate::dlq::{DeadLetter, DeadLetters};
-use crate::group::{take_ready, Ctx, Member};
+use crate::group::{Ctx, Fetched, Member, Record};
 use crate::seen::Seen;
 use crate::wfm::WfmClient;
 use crate::ConsumerError;
+
+/// A round holds at most this many WFM requests' worth of states. Rounds are this large only
+/// while catching up on a backlog (otherwise `agent_state_linger_ms` ends them): each round costs
+/// a flushed checkpoint and an offset commit, and at 16 requests those were a third of the
+/// broker's and a good part of the store's work in a catch-up.
+const ROUND_REQUESTS: usize = 64;
 
 /// Latency buckets (milliseconds) from producer receipt to WFM acceptance.
 const LATENCY_BUCKETS: [u64; 12] = [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 60000];
@@ -163,6 +169,8 @@ pub struct Pipeline {
     /// Records read while paused, with the rebalance generation they were read in, to be
     /// processed first in the next round.
     stash: VecDeque<(u64, Polled)>,
+    /// The assigned partitions' fetched records.
+    fetched: Fetched,
     /// Where polled states are written.
     slab: Slab,
     committer: Committer,
@@ -203,8 +211,9 @@ impl Pipeline {
             .set("queued.min.messages", "20000")
             // See the interval pipeline: without it a fast reader stalls ~1 s whenever the queue fills.
             .set("fetch.queue.backoff.ms", "5");
-        let consumer: StreamConsumer<Ctx> =
-            cc.create_with_context(Ctx { generation: generation.clone(), pipeline: "agent-states" })?;
+        let consumer: Arc<StreamConsumer<Ctx>> =
+            Arc::new(cc.create_with_context(Ctx::new(generation.clone(), "agent-states"))?);
+        let fetched = Fetched::new(consumer.clone());
         consumer.subscribe(&[&cfg.topics.agent_state])?;
         let url = cfg.kafka.schema_registry_url.trim();
         let schema_registry = (!url.is_empty()).then(|| SchemaRegistry::new(url));
@@ -221,7 +230,6 @@ impl Pipeline {
                 )
             })
             .collect();
-        let consumer = Arc::new(consumer);
         let committer =
             Committer::spawn(store.clone(), consumer.clone(), generation.clone(), cfg.topics.agent_state.clone());
         let member = Member { consumer: consumer.clone(), generation: generation.clone(), paused: false };
@@ -250,6 +258,7 @@ impl Pipeline {
             codec,
             schema_registry,
             stash: VecDeque::new(),
+            fetched,
             slab: Slab::default(),
             board,
             shutdown,
@@ -265,14 +274,14 @@ impl Pipeline {
     pub async fn run(mut self) -> Result<(), ConsumerError> {
         let lag =
             spawn_lag_watch(self.consumer.clone(), self.board.clone(), self.lag_gauge.clone(), self.shutdown.clone());
-        let max_round = self.cfg.wfm.agent_state_batch * 16;
+        let max_round = self.cfg.wfm.agent_state_batch * ROUND_REQUESTS;
         // One round's first attempts are in flight while the next round is read.
         let mut in_flight: Option<Round> = None;
         while !self.shutdown.is_cancelled() {
             // With a round in flight, reading waits at most the linger, so the round is settled
             // even when nothing more comes.
             let t = std::time::Instant::now();
-            let (generation, batch) = self.collect(max_round, in_flight.is_some()).await;
+            let (generation, batch) = self.collect(max_round, in_flight.as_mut().map(|r| &mut r.sends)).await;
             let collected = t.elapsed();
             if let Some(round) = in_flight.take() {
                 let settled = self.finish(round).await?;
@@ -306,9 +315,16 @@ impl Pipeline {
         drained
     }
 
-    /// Collects a round. Records read before a rebalance are dropped (the new owner reads them
-    /// again from the committed offsets); those read after it, from the new assignment, are kept.
-    async fn collect(&mut self, max: usize, bounded: bool) -> (u64, Vec<Polled>) {
+    /// Collects a round. It ends at `max` records, `agent_state_linger_ms` after its first record
+    /// (after its start while `previous` is in flight), or, once the WFM has answered `previous`
+    /// and nothing more is fetched, at once if it is empty (so `previous` is settled without
+    /// waiting) or holds a full request (waiting longer would only add latency).
+    ///
+    /// Records read before a rebalance are dropped (the new owner reads them again from the
+    /// committed offsets); those read after it, from the new assignment, are kept.
+    async fn collect(&mut self, max: usize, mut previous: Option<&mut Sends>) -> (u64, Vec<Polled>) {
+        let bounded = previous.is_some();
+        let full = self.cfg.wfm.agent_state_batch;
         let mut generation = self.generation.load(Ordering::SeqCst);
         let mut batch: Vec<Polled> = self.stash.drain(..).filter(|(g, _)| *g == generation).map(|(_, p)| p).collect();
         let linger = Duration::from_millis(self.cfg.wfm.agent_state_linger_ms);
@@ -319,36 +335,51 @@ impl Pipeline {
         let timer = tokio::time::sleep_until(if armed_now { tokio::time::Instant::now() + linger } else { far });
         tokio::pin!(timer);
         let mut armed = armed_now;
+        let mut answered = previous.as_ref().is_none_or(|s| s.answered());
         while batch.len() < max {
-            let next = tokio::select! {
+            if answered && batch.is_empty() && bounded {
+                // Nothing was waiting when the WFM answered: settle the previous round now.
+                break;
+            }
+            // What is fetched already (all of it, while catching up), many records a call.
+            let room = max - batch.len();
+            let (codec, slab, current) = (&self.codec, &mut self.slab, &self.generation);
+            let (n, drained) =
+                self.fetched.read(room, "agent-states", |m| add(&mut batch, &mut generation, current, codec, slab, m));
+            if n > 0 && !armed {
+                timer.as_mut().reset(tokio::time::Instant::now() + linger);
+                armed = true;
+            }
+            if !drained {
+                continue;
+            }
+            if answered && batch.len() >= full {
+                break;
+            }
+            tokio::select! {
                 _ = self.shutdown.cancelled() => break,
                 _ = &mut timer => break,
-                m = self.consumer.recv() => m,
-            };
-            match next {
-                Ok(m) => {
-                    let room = max.saturating_sub(batch.len() + 1);
-                    let mut take = |m: rdkafka::message::BorrowedMessage<'_>| {
-                        let now = self.generation.load(Ordering::SeqCst);
-                        if now != generation {
-                            batch.clear();
-                            generation = now;
+                _ = async { if let Some(s) = previous.as_mut() { s.answer().await } }, if !answered => {
+                    answered = true;
+                }
+                _ = self.fetched.arrived() => {}
+                // Rebalances and errors; records only if fetched before their partition's
+                // assignment was routed to `fetched`.
+                m = self.consumer.recv() => match m {
+                    Ok(m) => {
+                        add(&mut batch, &mut generation, &self.generation, &self.codec, &mut self.slab, &m);
+                        if !armed {
+                            timer.as_mut().reset(tokio::time::Instant::now() + linger);
+                            armed = true;
                         }
-                        batch.push(polled(&self.codec, &mut self.slab, &m));
-                    };
-                    take(m);
-                    take_ready(&self.consumer, room, "agent-states", take);
-                    if !armed {
-                        timer.as_mut().reset(tokio::time::Instant::now() + linger);
-                        armed = true;
                     }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "kafka consumer error");
-                    if !armed {
-                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    Err(e) => {
+                        tracing::warn!(error = %e, "kafka consumer error");
+                        if !armed {
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
                     }
-                }
+                },
             }
         }
         if self.generation.load(Ordering::SeqCst) != generation {
@@ -412,7 +443,7 @@ impl Pipeline {
         let lanes = lanes(fresh);
         let size = self.cfg.wfm.agent_state_batch;
         let bodies: Bodies = lanes.iter().map(|lane| lane.chunks(size).map(states_body).collect()).collect();
-        let sends = tokio::spawn(first_attempts(self.wfm.clone(), path, bodies));
+        let sends = Sends::InFlight(tokio::spawn(first_attempts(self.wfm.clone(), path, bodies)));
         Round { generation, lanes, next_offsets, sends }
     }
 
@@ -422,7 +453,7 @@ impl Pipeline {
     async fn finish(&mut self, round: Round) -> Result<bool, ConsumerError> {
         let Round { generation, lanes, next_offsets, sends } = round;
         let path = self.wfm.paths().agent_states.clone();
-        let (bodies, sent) = sends.await.expect("first attempts");
+        let (bodies, sent) = sends.into_answers().await;
         let size = self.cfg.wfm.agent_state_batch;
         for ((lane, bodies), accepted) in lanes.iter().zip(bodies).zip(sent) {
             for (i, (chunk, body)) in lane.chunks(size).zip(bodies).enumerate() {
@@ -544,14 +575,30 @@ impl Waiter for PollingWaiter<'_> {
 
 /// Reads a polled record when it can (in place for the current schema, the common case: its
 /// JSON is written into the slab).
-fn polled(codec: &Codec, slab: &mut Slab, m: &rdkafka::message::BorrowedMessage<'_>) -> Polled {
-    let item = codec.with_agent_state(m.payload().unwrap_or_default(), |s| {
-        acd_schemas::check::agent_state_ref(s).is_ok().then(|| slab.item(s))
-    });
+fn polled(codec: &Codec, slab: &mut Slab, m: &impl Record) -> Polled {
+    let item =
+        codec.with_agent_state(m.value(), |s| acd_schemas::check::agent_state_ref(s).is_ok().then(|| slab.item(s)));
     match item {
-        Ok(Some(item)) => Polled::State { partition: m.partition(), offset: m.offset(), item },
-        _ => Polled::Raw(m.detach()),
+        Ok(Some(item)) => Polled::State { partition: m.partition_of(), offset: m.offset_of(), item },
+        _ => Polled::Raw(m.to_owned_message()),
     }
+}
+
+/// Adds a record to the round being collected; a rebalance since it began empties it first.
+fn add(
+    batch: &mut Vec<Polled>,
+    generation: &mut u64,
+    current: &AtomicU64,
+    codec: &Codec,
+    slab: &mut Slab,
+    m: &impl Record,
+) {
+    let now = current.load(Ordering::SeqCst);
+    if now != *generation {
+        batch.clear();
+        *generation = now;
+    }
+    batch.push(polled(codec, slab, m));
 }
 
 /// Request bodies by lane, in order.
@@ -563,8 +610,36 @@ struct Round {
     /// The states to forward, by lane.
     lanes: Vec<Vec<Item>>,
     next_offsets: BTreeMap<i32, i64>,
-    /// The request bodies by lane and chunk, and how many chunks of each lane the WFM accepted.
-    sends: tokio::task::JoinHandle<(Bodies, Vec<usize>)>,
+    sends: Sends,
+}
+
+/// A round's first attempts: the request bodies by lane and chunk, and how many chunks of each
+/// lane the WFM accepted; in flight, then answered.
+enum Sends {
+    InFlight(tokio::task::JoinHandle<(Bodies, Vec<usize>)>),
+    Answered(Bodies, Vec<usize>),
+}
+
+impl Sends {
+    fn answered(&self) -> bool {
+        matches!(self, Sends::Answered(..))
+    }
+
+    /// Waits for the answers (cancel-safe: the attempts go on if this is dropped).
+    async fn answer(&mut self) {
+        if let Sends::InFlight(handle) = self {
+            let (bodies, accepted) = handle.await.expect("first attempts");
+            *self = Sends::Answered(bodies, accepted);
+        }
+    }
+
+    async fn into_answers(mut self) -> (Bodies, Vec<usize>) {
+        self.answer().await;
+        match self {
+            Sends::Answered(bodies, accepted) => (bodies, accepted),
+            Sends::InFlight(_) => unreachable!("answered above"),
+        }
+    }
 }
 
 /// Sends every lane's chunks concurrently, each lane in order, stopping a lane at its first
