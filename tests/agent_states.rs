@@ -81,6 +81,22 @@ impl Stack {
         http().get(self.setup.admin("/status")).send().ok()?.json().ok()
     }
 
+    /// A second `consume` in the same group: its own admin port and state folder.
+    fn second_consumer(&self) -> (Proc, u16) {
+        let admin = free_port();
+        let text = std::fs::read_to_string(&self.cfg).unwrap();
+        let first_admin = format!("admin_listen = \"127.0.0.1:{}\"", self.setup.admin_port);
+        assert!(text.contains(&first_admin) && text.contains("/state\""), "{text}");
+        let cfg = self.setup.scratch.file(
+            "config-second.toml",
+            &text
+                .replace(&first_admin, &format!("admin_listen = \"127.0.0.1:{admin}\""))
+                .replace("/state\"", "/state-second\""),
+        );
+        let p = Proc::start("consume-second", &["consume", "--config", cfg.to_str().unwrap()], &self.setup.scratch.0);
+        (p, admin)
+    }
+
     fn wfm_post(&self, path: &str, body: Value) {
         let r = http().post(self.setup.wfm(path)).json(&body).send().unwrap();
         assert!(r.status().is_success(), "{path}");
@@ -264,18 +280,9 @@ fn consume_killed_mid_stream_delivers_every_state_at_least_once() {
 #[test]
 fn an_instance_joining_and_one_leaving_mid_stream_lose_nothing() {
     let mut stack = Stack::start("states-rebalance", &[], "");
-    let admin2 = free_port();
-    let text = std::fs::read_to_string(&stack.cfg).unwrap();
-    let first_admin = format!("admin_listen = \"127.0.0.1:{}\"", stack.setup.admin_port);
-    assert!(text.contains(&first_admin) && text.contains("/state\""), "{text}");
-    let second_cfg = stack.setup.scratch.file(
-        "config-second.toml",
-        &text
-            .replace(&first_admin, &format!("admin_listen = \"127.0.0.1:{admin2}\""))
-            .replace("/state\"", "/state-second\""),
-    );
-    let status2 =
-        || -> Option<Value> { http().get(format!("http://127.0.0.1:{admin2}/status")).send().ok()?.json().ok() };
+    let mut admin2 = 0;
+    let status_of =
+        |port: u16| -> Option<Value> { http().get(format!("http://127.0.0.1:{port}/status")).send().ok()?.json().ok() };
     let (posts, expected) = traffic(11, 40, 100);
     let want = distinct(&expected);
     let chunks: Vec<Vec<Value>> = posts.chunks(200).map(<[Value]>::to_vec).collect();
@@ -284,11 +291,8 @@ fn an_instance_joining_and_one_leaving_mid_stream_lose_nothing() {
     for (i, chunk) in chunks.into_iter().enumerate() {
         stack.post_states(&chunk);
         if i == n_chunks / 3 {
-            let p = Proc::start(
-                "consume-second",
-                &["consume", "--config", second_cfg.to_str().unwrap()],
-                &stack.setup.scratch.0,
-            );
+            let (p, admin) = stack.second_consumer();
+            admin2 = admin;
             // The rest is posted once the group has rebalanced, so both instances get some.
             poll("the second instance's assignment", Duration::from_secs(60), || {
                 p.log().lines().any(|l| l.contains("partitions assigned") && l.contains("agent-states")).then_some(())
@@ -298,7 +302,7 @@ fn an_instance_joining_and_one_leaving_mid_stream_lose_nothing() {
         if i == 2 * n_chunks / 3 {
             // Both instances deliver what was posted after the rebalance.
             poll("the second instance delivering", Duration::from_secs(60), || {
-                (status2()?["agent_states_delivered"].as_u64()? > 0).then_some(())
+                (status_of(admin2)?["agent_states_delivered"].as_u64()? > 0).then_some(())
             });
             first_delivered = stack.status().unwrap()["agent_states_delivered"].as_u64().unwrap();
         }
@@ -322,12 +326,46 @@ fn an_instance_joining_and_one_leaving_mid_stream_lose_nothing() {
     let first_log = stack.consume.as_ref().unwrap().log();
     assert!(first_log.contains("partitions revoked"), "the first instance gave partitions up: {first_log}");
     let second = second.unwrap();
-    let delivered2 =
-        poll("the second instance's status", Duration::from_secs(30), || status2()?["agent_states_delivered"].as_u64());
+    let delivered2 = poll("the second instance's status", Duration::from_secs(30), || {
+        status_of(admin2)?["agent_states_delivered"].as_u64()
+    });
     assert!(delivered2 > 0, "the second instance delivered after taking over");
     let second_log = second.log();
     assert!(!first_log.contains("panicked") && !second_log.contains("panicked"), "{second_log}");
     eprintln!("rebalanced twice: {want} distinct states, all delivered; {twice} delivered twice");
+}
+
+/// A member reading a backlog as fast as it can still answers a rebalance at once: a second
+/// instance gets its partitions while the first is in the middle of the backlog.
+#[test]
+fn an_instance_joining_during_a_backlog_gets_its_partitions_at_once() {
+    let mut stack = Stack::without_consumer("states-backlog-join", &[], "");
+    let (posts, expected) = traffic(5, 200, 1000);
+    let want = distinct(&expected);
+    stack.post_states(&posts);
+    stack.start_consumer();
+    let delivered = |s: &Stack| s.status().and_then(|v| v["agent_states_delivered"].as_u64());
+    poll("the first instance delivering", Duration::from_secs(60), || (delivered(&stack)? > 0).then_some(()));
+    let (second, _) = stack.second_consumer();
+    poll("the second instance's assignment", Duration::from_secs(60), || {
+        second.log().lines().any(|l| l.contains("partitions assigned") && l.contains("agent-states")).then_some(())
+    });
+    let at_join = delivered(&stack).unwrap();
+    assert!(
+        at_join < want as u64,
+        "the second instance got partitions only once the first had read the whole backlog ({at_join} of {want})"
+    );
+    poll("every state at the WFM", Duration::from_secs(300), || {
+        let (agents, _) = per_agent(&stack.received());
+        (agents.values().map(Vec::len).sum::<usize>() >= want).then_some(())
+    });
+    let (agents, twice) = per_agent(&stack.received());
+    let missing: usize = expected
+        .iter()
+        .map(|(k, v)| v.iter().filter(|t| !agents.get(k).is_some_and(|got| got.contains(t))).count())
+        .sum();
+    assert_eq!(missing, 0);
+    eprintln!("joined during a backlog: {want} distinct states, {at_join} delivered at the join, all delivered; {twice} twice");
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{FutureExt, StreamExt};
+use futures::FutureExt;
 use rdkafka::bindings as rdsys;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Message, OwnedMessage, Timestamp};
@@ -134,27 +134,34 @@ impl Fetched {
     }
 
     /// Hands `take` up to `room` records already fetched, without waiting. Returns how many it
-    /// handed over and whether it found the queue empty.
-    pub fn read(&mut self, room: usize, pipeline: &str, mut take: impl FnMut(&Fetch<'_>)) -> (usize, bool) {
+    /// handed over and whether it found the queue empty. `consumer` is the one this queue
+    /// belongs to; the records borrow it.
+    pub fn read<'c>(
+        &mut self,
+        consumer: &'c StreamConsumer<Ctx>,
+        room: usize,
+        pipeline: &str,
+        mut take: impl FnMut(FetchedMessage<'c>),
+    ) -> (usize, bool) {
+        debug_assert!(std::ptr::eq(consumer, &*self.consumer), "records of another consumer");
         let mut taken = 0;
         while taken < room {
             let want = (room - taken).min(FETCHED_BATCH);
-            // SAFETY: `buf` has room for `want` pointers; each message returned is destroyed
-            // below, once `take` is done with it.
+            // SAFETY: `buf` has room for `want` pointers; each message returned is owned by
+            // exactly one `FetchedMessage` below, which destroys it.
             let n = unsafe { rdsys::rd_kafka_consume_batch_queue(self.queue, 0, self.buf.as_mut_ptr(), want) };
             let n = n.max(0) as usize;
             for &m in &self.buf[..n] {
+                let m = FetchedMessage { m, _consumer: std::marker::PhantomData };
                 // SAFETY: a message just returned by librdkafka, not yet destroyed.
-                let err = unsafe { (*m).err };
+                let err = unsafe { (*m.m).err };
                 if err == rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
-                    take(&Fetch { m, _life: std::marker::PhantomData });
+                    take(m);
                     taken += 1;
                 } else {
                     let e: rdkafka::types::RDKafkaErrorCode = err.into();
                     tracing::warn!(pipeline, error = %e, "kafka consumer error");
                 }
-                // SAFETY: destroyed once, after its last use.
-                unsafe { rdsys::rd_kafka_message_destroy(m) };
             }
             if n < want {
                 return (taken, true);
@@ -178,85 +185,99 @@ impl Drop for Fetched {
     }
 }
 
-/// A record read from [`Fetched`], valid during the `take` call it is handed to.
-pub struct Fetch<'a> {
+/// A record read from [`Fetched`], destroyed when dropped; it borrows its consumer.
+pub struct FetchedMessage<'c> {
     m: *mut rdsys::rd_kafka_message_t,
-    _life: std::marker::PhantomData<&'a ()>,
+    _consumer: std::marker::PhantomData<&'c StreamConsumer<Ctx>>,
 }
 
-impl Fetch<'_> {
-    fn bytes(ptr: *mut c_void, len: usize) -> Option<&'static [u8]> {
-        // SAFETY: librdkafka's pointer and length of a live message's payload or key.
+// SAFETY: a librdkafka message may be read and destroyed from any thread.
+unsafe impl Send for FetchedMessage<'_> {}
+unsafe impl Sync for FetchedMessage<'_> {}
+
+impl Drop for FetchedMessage<'_> {
+    fn drop(&mut self) {
+        // SAFETY: owned by this value alone; the client is alive (borrowed for `'c`).
+        unsafe { rdsys::rd_kafka_message_destroy(self.m) }
+    }
+}
+
+impl FetchedMessage<'_> {
+    fn bytes(&self, ptr: *mut c_void, len: usize) -> Option<&[u8]> {
+        // SAFETY: librdkafka's pointer and length of this live message's payload or key.
         (!ptr.is_null()).then(|| unsafe { std::slice::from_raw_parts(ptr as *const u8, len) })
     }
 }
 
-/// What the pipelines read of a record, from either queue.
-pub trait Record {
-    fn value(&self) -> &[u8];
-    fn partition_of(&self) -> i32;
-    fn offset_of(&self) -> i64;
-    fn to_owned_message(&self) -> OwnedMessage;
-}
+impl Message for FetchedMessage<'_> {
+    type Headers = rdkafka::message::BorrowedHeaders;
 
-impl Record for BorrowedMessage<'_> {
-    fn value(&self) -> &[u8] {
-        self.payload().unwrap_or_default()
+    fn key(&self) -> Option<&[u8]> {
+        // SAFETY: `m` is live while `self` is.
+        let (p, n) = unsafe { ((*self.m).key, (*self.m).key_len) };
+        self.bytes(p, n)
     }
-    fn partition_of(&self) -> i32 {
-        self.partition()
-    }
-    fn offset_of(&self) -> i64 {
-        self.offset()
-    }
-    fn to_owned_message(&self) -> OwnedMessage {
-        self.detach()
-    }
-}
 
-impl Record for Fetch<'_> {
-    fn value(&self) -> &[u8] {
-        // SAFETY: `m` is live while `self` is (see `Fetched::read`).
+    fn payload(&self) -> Option<&[u8]> {
+        // SAFETY: as above.
         let (p, n) = unsafe { ((*self.m).payload, (*self.m).len) };
-        Fetch::bytes(p, n).unwrap_or_default()
+        self.bytes(p, n)
     }
-    fn partition_of(&self) -> i32 {
+
+    unsafe fn payload_mut(&mut self) -> Option<&mut [u8]> {
+        // SAFETY: as above; the caller upholds the trait's contract.
+        let (p, n) = unsafe { ((*self.m).payload, (*self.m).len) };
+        (!p.is_null()).then(|| unsafe { std::slice::from_raw_parts_mut(p as *mut u8, n) })
+    }
+
+    fn topic(&self) -> &str {
+        // SAFETY: the topic handle outlives its messages; its name is NUL-terminated.
+        unsafe {
+            let name = rdsys::rd_kafka_topic_name((*self.m).rkt);
+            if name.is_null() {
+                return "";
+            }
+            std::ffi::CStr::from_ptr(name).to_str().unwrap_or("")
+        }
+    }
+
+    fn partition(&self) -> i32 {
         // SAFETY: as above.
         unsafe { (*self.m).partition }
     }
-    fn offset_of(&self) -> i64 {
+
+    fn offset(&self) -> i64 {
         // SAFETY: as above.
         unsafe { (*self.m).offset }
     }
-    fn to_owned_message(&self) -> OwnedMessage {
-        // SAFETY: as above; the topic name is a NUL-terminated string owned by the topic handle.
-        let (key, topic, timestamp) = unsafe {
-            let key = Fetch::bytes((*self.m).key, (*self.m).key_len).map(<[u8]>::to_vec);
-            let name = rdsys::rd_kafka_topic_name((*self.m).rkt);
-            let topic = if name.is_null() {
-                String::new()
-            } else {
-                std::ffi::CStr::from_ptr(name).to_string_lossy().into_owned()
-            };
-            let mut kind = rdsys::rd_kafka_timestamp_type_t::RD_KAFKA_TIMESTAMP_NOT_AVAILABLE;
-            let ms = rdsys::rd_kafka_message_timestamp(self.m, &mut kind);
-            let timestamp = match kind {
-                rdsys::rd_kafka_timestamp_type_t::RD_KAFKA_TIMESTAMP_CREATE_TIME => Timestamp::CreateTime(ms),
-                rdsys::rd_kafka_timestamp_type_t::RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME => Timestamp::LogAppendTime(ms),
-                _ => Timestamp::NotAvailable,
-            };
-            (key, topic, timestamp)
-        };
-        OwnedMessage::new(
-            Some(self.value().to_vec()),
-            key,
-            topic,
-            timestamp,
-            self.partition_of(),
-            self.offset_of(),
-            None,
-        )
+
+    fn timestamp(&self) -> Timestamp {
+        let mut kind = rdsys::rd_kafka_timestamp_type_t::RD_KAFKA_TIMESTAMP_NOT_AVAILABLE;
+        // SAFETY: as above.
+        let ms = unsafe { rdsys::rd_kafka_message_timestamp(self.m, &mut kind) };
+        match kind {
+            rdsys::rd_kafka_timestamp_type_t::RD_KAFKA_TIMESTAMP_CREATE_TIME => Timestamp::CreateTime(ms),
+            rdsys::rd_kafka_timestamp_type_t::RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME => Timestamp::LogAppendTime(ms),
+            _ => Timestamp::NotAvailable,
+        }
     }
+
+    fn headers(&self) -> Option<&Self::Headers> {
+        None
+    }
+}
+
+/// A record kept whole, from either queue (headers are not kept: nothing downstream reads them).
+pub fn owned(m: &impl Message) -> OwnedMessage {
+    OwnedMessage::new(
+        m.payload().map(<[u8]>::to_vec),
+        m.key().map(<[u8]>::to_vec),
+        m.topic().to_string(),
+        m.timestamp(),
+        m.partition(),
+        m.offset(),
+        None,
+    )
 }
 
 /// A member's pause state.
@@ -316,26 +337,17 @@ impl Member {
     }
 }
 
-/// Hands `take` up to `room` records that librdkafka has already fetched, without waiting and
-/// without a turn through the caller's `select!` per record; stops at the first that is not ready.
-/// Returns how many it handed over.
-pub fn take_ready<'c>(
-    consumer: &'c StreamConsumer<Ctx>,
-    room: usize,
-    pipeline: &str,
-    mut take: impl FnMut(BorrowedMessage<'c>),
-) -> usize {
-    // One stream for the lot: each `recv` registers and drops a waker slot under a lock.
-    let mut stream = consumer.stream();
-    for n in 0..room {
-        match stream.next().now_or_never().flatten() {
-            Some(Ok(m)) => take(m),
-            Some(Err(e)) => {
-                tracing::warn!(pipeline, error = %e, "kafka consumer error");
-                return n;
-            }
-            None => return n,
+/// Serves the consumer's own queue once, without waiting: rebalance and error events (which
+/// [`Fetched`] does not carry) run their callbacks, and a record fetched before its partition
+/// was routed to [`Fetched`] is returned. Called between batch reads, so that a member busy
+/// with a backlog still answers a rebalance at once.
+pub fn serve_events<'c>(consumer: &'c StreamConsumer<Ctx>, pipeline: &str) -> Option<BorrowedMessage<'c>> {
+    match consumer.recv().now_or_never() {
+        Some(Ok(m)) => Some(m),
+        Some(Err(e)) => {
+            tracing::warn!(pipeline, error = %e, "kafka consumer error");
+            None
         }
+        None => None,
     }
-    room
 }

@@ -38,7 +38,7 @@ use crate::admin::OpenIntervals;
 use crate::checkpoint::Checkpoints;
 use crate::delivery::{deliver, Delivery, Waiter};
 use crate::dlq::{DeadLetter, DeadLetters};
-use crate::group::{take_ready, Ctx, Member};
+use crate::group::{serve_events, Ctx, Fetched, FetchedMessage, Member};
 use crate::keystore::SledKeys;
 use crate::wfm::WfmClient;
 use crate::ConsumerError;
@@ -111,6 +111,8 @@ pub struct Intervals {
     categories: Categories,
     agents: AgentMap,
     consumer: Arc<StreamConsumer<Ctx>>,
+    /// The assigned partitions' fetched records.
+    fetched: Fetched,
     generation: Arc<AtomicU64>,
     /// The same consumer, for pausing while a retry waits.
     member: Member,
@@ -170,6 +172,7 @@ impl Intervals {
             .set("fetch.queue.backoff.ms", "5");
         let consumer: StreamConsumer<Ctx> = cc.create_with_context(Ctx::new(generation.clone(), "intervals"))?;
         let consumer = Arc::new(consumer);
+        let fetched = Fetched::new(consumer.clone());
         let t = &cfg.topics;
         consumer.subscribe(&[&t.contact, &t.agent_state, &t.interval, &t.agent_activity])?;
         let mut grid = Grid::minutes(cfg.interval.minutes as i64);
@@ -187,6 +190,7 @@ impl Intervals {
             agents,
             member: Member { consumer: consumer.clone(), generation: generation.clone(), paused: false },
             consumer,
+            fetched,
             generation,
             wfm,
             store,
@@ -227,6 +231,7 @@ impl Intervals {
             let now = Instant::now();
             for r in &batch {
                 match r {
+                    Rec::Fetched(m) => self.add(m, now).await,
                     Rec::Borrowed(m) => self.add(m, now).await,
                     Rec::Owned(m) => self.add(m, now).await,
                 }
@@ -315,22 +320,31 @@ impl Intervals {
         let timer = tokio::time::sleep_until(deadline);
         tokio::pin!(timer);
         while batch.len() < 5000 {
+            // What is fetched already, many records a call (see `Fetched`).
+            let room = 5000 - batch.len();
+            let current = &self.generation;
+            let mut keep = |rec: Rec<'c>| {
+                let now = current.load(Ordering::SeqCst);
+                if now != generation {
+                    batch.clear();
+                    generation = now;
+                }
+                batch.push(rec);
+            };
+            if let Some(m) = serve_events(consumer, "intervals") {
+                keep(Rec::Borrowed(m));
+            }
+            let (_, drained) = self.fetched.read(consumer, room, "intervals", |m| keep(Rec::Fetched(m)));
+            if !drained {
+                continue;
+            }
             tokio::select! {
                 biased;
+                _ = self.fetched.arrived() => {}
+                // Rebalances and errors; records only if fetched before their partition's
+                // assignment was routed to `fetched`.
                 m = consumer.recv() => match m {
-                    Ok(m) => {
-                        let room = 5000usize.saturating_sub(batch.len() + 1);
-                        let mut take = |m: BorrowedMessage<'c>| {
-                            let now = self.generation.load(Ordering::SeqCst);
-                            if now != generation {
-                                batch.clear();
-                                generation = now;
-                            }
-                            batch.push(Rec::Borrowed(m));
-                        };
-                        take(m);
-                        take_ready(consumer, room, "intervals", take);
-                    }
+                    Ok(m) => keep(Rec::Borrowed(m)),
                     Err(e) => tracing::warn!(error = %e, "interval consumer error"),
                 },
                 _ = self.shutdown.cancelled() => break,
@@ -947,6 +961,7 @@ fn read_key(stream: Stream, partition: i32) -> Vec<u8> {
 
 /// A record of a round: in librdkafka's buffer, or copied out while the consumer was paused.
 enum Rec<'c> {
+    Fetched(FetchedMessage<'c>),
     Borrowed(BorrowedMessage<'c>),
     Owned(OwnedMessage),
 }

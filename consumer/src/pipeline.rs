@@ -36,7 +36,7 @@ use crate::checkpoint::{offset_key, Checkpoints};
 use crate::classify::{classify, Outcome};
 use crate::delivery::{deliver, Delivery, Waiter};
 use crate::dlq::{DeadLetter, DeadLetters};
-use crate::group::{Ctx, Fetched, Member, Record};
+use crate::group::{owned, serve_events, Ctx, Fetched, Member};
 use crate::seen::Seen;
 use crate::wfm::WfmClient;
 use crate::ConsumerError;
@@ -342,10 +342,14 @@ impl Pipeline {
                 break;
             }
             // What is fetched already (all of it, while catching up), many records a call.
-            let room = max - batch.len();
+            if let Some(m) = serve_events(&self.consumer, "agent-states") {
+                add(&mut batch, &mut generation, &self.generation, &self.codec, &mut self.slab, &m);
+            }
+            let room = max.saturating_sub(batch.len());
             let (codec, slab, current) = (&self.codec, &mut self.slab, &self.generation);
-            let (n, drained) =
-                self.fetched.read(room, "agent-states", |m| add(&mut batch, &mut generation, current, codec, slab, m));
+            let (n, drained) = self.fetched.read(&self.consumer, room, "agent-states", |m| {
+                add(&mut batch, &mut generation, current, codec, slab, &m)
+            });
             if n > 0 && !armed {
                 timer.as_mut().reset(tokio::time::Instant::now() + linger);
                 armed = true;
@@ -575,12 +579,13 @@ impl Waiter for PollingWaiter<'_> {
 
 /// Reads a polled record when it can (in place for the current schema, the common case: its
 /// JSON is written into the slab).
-fn polled(codec: &Codec, slab: &mut Slab, m: &impl Record) -> Polled {
-    let item =
-        codec.with_agent_state(m.value(), |s| acd_schemas::check::agent_state_ref(s).is_ok().then(|| slab.item(s)));
+fn polled(codec: &Codec, slab: &mut Slab, m: &impl Message) -> Polled {
+    let item = codec.with_agent_state(m.payload().unwrap_or_default(), |s| {
+        acd_schemas::check::agent_state_ref(s).is_ok().then(|| slab.item(s))
+    });
     match item {
-        Ok(Some(item)) => Polled::State { partition: m.partition_of(), offset: m.offset_of(), item },
-        _ => Polled::Raw(m.to_owned_message()),
+        Ok(Some(item)) => Polled::State { partition: m.partition(), offset: m.offset(), item },
+        _ => Polled::Raw(owned(m)),
     }
 }
 
@@ -591,7 +596,7 @@ fn add(
     current: &AtomicU64,
     codec: &Codec,
     slab: &mut Slab,
-    m: &impl Record,
+    m: &impl Message,
 ) {
     let now = current.load(Ordering::SeqCst);
     if now != *generation {
