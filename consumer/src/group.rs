@@ -10,9 +10,11 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use rdkafka::bindings as rdsys;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, RebalanceProtocol, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Message, OwnedMessage, Timestamp};
+use rdkafka::types::RDKafkaRespErr;
 use rdkafka::ClientContext;
+use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -37,6 +39,46 @@ impl Ctx {
 impl ClientContext for Ctx {}
 
 impl ConsumerContext for Ctx {
+    /// rdkafka's own rebalance, with the assignment's start positions filled in first (see
+    /// [`start_positions`]).
+    fn rebalance(&self, base: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
+        let assign = err == RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
+        if assign {
+            start_positions(base, tpl, self.pipeline);
+        }
+        let rebalance = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => Rebalance::Assign(tpl),
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => Rebalance::Revoke(tpl),
+            _ => {
+                let code: rdkafka::types::RDKafkaErrorCode = err.into();
+                tracing::error!(pipeline = self.pipeline, error = %code, "rebalance failed");
+                Rebalance::Error(rdkafka::error::KafkaError::Rebalance(code))
+            }
+        };
+        self.pre_rebalance(base, &rebalance);
+        let rk = base.client().native_ptr();
+        let cooperative = matches!(base.rebalance_protocol(), RebalanceProtocol::Cooperative);
+        // SAFETY: the live client and a list it handed us; as rdkafka's default does.
+        unsafe {
+            let error = match (assign, cooperative) {
+                (true, true) => rdsys::rd_kafka_incremental_assign(rk, tpl.ptr()),
+                (false, true) => rdsys::rd_kafka_incremental_unassign(rk, tpl.ptr()),
+                (true, false) => {
+                    let _ = rdsys::rd_kafka_assign(rk, tpl.ptr());
+                    std::ptr::null_mut()
+                }
+                (false, false) => {
+                    let _ = rdsys::rd_kafka_assign(rk, std::ptr::null());
+                    std::ptr::null_mut()
+                }
+            };
+            if !error.is_null() {
+                rdsys::rd_kafka_error_destroy(error);
+            }
+        }
+        self.post_rebalance(base, &rebalance);
+    }
+
     fn pre_rebalance(&self, base: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Revoke(tpl) => {
@@ -80,6 +122,26 @@ impl ConsumerContext for Ctx {
         if let Rebalance::Assign(tpl) = rebalance {
             tracing::info!(pipeline = self.pipeline, partitions = tpl.count(), "partitions assigned");
         }
+    }
+}
+
+/// Fills in where each newly assigned partition starts: its committed offset, or the earliest
+/// record when the group has none (both pipelines read with `auto.offset.reset=earliest`). That
+/// is what librdkafka would do itself, except that for a partition without a committed offset
+/// it waits a fixed 100 ms first (a new group's first start). If the offsets cannot be read, the
+/// assignment goes as it came and librdkafka reads them itself.
+fn start_positions(base: &BaseConsumer<Ctx>, tpl: &mut TopicPartitionList, pipeline: &str) {
+    match base.committed_offsets(tpl.clone(), Duration::from_secs(10)) {
+        Ok(committed) => {
+            for e in committed.elements() {
+                let start = match e.offset() {
+                    Offset::Offset(o) if o >= 0 => Offset::Offset(o),
+                    _ => Offset::Beginning,
+                };
+                let _ = tpl.set_partition_offset(e.topic(), e.partition(), start);
+            }
+        }
+        Err(e) => tracing::warn!(pipeline, error = %e, "committed offsets not read; librdkafka reads them"),
     }
 }
 
