@@ -1,6 +1,8 @@
 //! What both pipelines share about being a consumer-group member: counting rebalances, so a round
-//! can tell it was overtaken by one, and waiting with the partitions paused while still polling,
-//! so the group keeps the member however long a retry waits; and taking what is already fetched.
+//! can tell it was overtaken by one; starting an assignment from positions read up front; reading
+//! fetched records many at a time from a queue of the member's own ([`Fetched`]); and waiting
+//! with the partitions paused while still polling, so the group keeps the member however long a
+//! retry waits.
 
 use std::collections::VecDeque;
 use std::ffi::{c_void, CString};
@@ -40,7 +42,7 @@ impl ClientContext for Ctx {}
 
 impl ConsumerContext for Ctx {
     /// rdkafka's own rebalance, with the assignment's start positions filled in first (see
-    /// [`start_positions`]).
+    /// `start_positions`).
     fn rebalance(&self, base: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
         let assign = err == RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
         if assign {
