@@ -157,6 +157,23 @@ fn per_agent(received: &[(String, String, String)]) -> (BTreeMap<String, Vec<Str
     (out, twice)
 }
 
+/// Waits until the WFM has every state of `expected` (at least once, after crashes and
+/// rebalances), asserts that none is missing, and returns how many arrived twice.
+fn every_state_delivered(stack: &Stack, expected: &BTreeMap<String, Vec<String>>, within: Duration) -> usize {
+    let want = distinct(expected);
+    poll("every state at the WFM", within, || {
+        let (agents, _) = per_agent(&stack.received());
+        (agents.values().map(Vec::len).sum::<usize>() >= want).then_some(())
+    });
+    let (agents, twice) = per_agent(&stack.received());
+    let missing: usize = expected
+        .iter()
+        .map(|(k, v)| v.iter().filter(|t| !agents.get(k).is_some_and(|got| got.contains(t))).count())
+        .sum();
+    assert_eq!(missing, 0);
+    twice
+}
+
 fn distinct(expected: &BTreeMap<String, Vec<String>>) -> usize {
     expected.values().map(Vec::len).sum()
 }
@@ -258,16 +275,7 @@ fn consume_killed_mid_stream_delivers_every_state_at_least_once() {
             stack.start_consumer();
         }
     }
-    poll("every state at the WFM", Duration::from_secs(180), || {
-        let (agents, _) = per_agent(&stack.received());
-        (agents.values().map(Vec::len).sum::<usize>() >= want).then_some(())
-    });
-    let (agents, twice) = per_agent(&stack.received());
-    let missing: usize = expected
-        .iter()
-        .map(|(k, v)| v.iter().filter(|t| !agents.get(k).is_some_and(|got| got.contains(t))).count())
-        .sum();
-    assert_eq!(missing, 0);
+    let twice = every_state_delivered(&stack, &expected, Duration::from_secs(180));
     eprintln!(
         "SIGKILL x3: {want} distinct states, all delivered; {twice} delivered twice (at least once after a crash)"
     );
@@ -313,16 +321,7 @@ fn an_instance_joining_and_one_leaving_mid_stream_lose_nothing() {
             assert_eq!(stack.consume.as_mut().unwrap().terminate(), Some(0));
         }
     }
-    poll("every state at the WFM", Duration::from_secs(180), || {
-        let (agents, _) = per_agent(&stack.received());
-        (agents.values().map(Vec::len).sum::<usize>() >= want).then_some(())
-    });
-    let (agents, twice) = per_agent(&stack.received());
-    let missing: usize = expected
-        .iter()
-        .map(|(k, v)| v.iter().filter(|t| !agents.get(k).is_some_and(|got| got.contains(t))).count())
-        .sum();
-    assert_eq!(missing, 0);
+    let twice = every_state_delivered(&stack, &expected, Duration::from_secs(180));
     let first_log = stack.consume.as_ref().unwrap().log();
     assert!(first_log.contains("partitions revoked"), "the first instance gave partitions up: {first_log}");
     let second = second.unwrap();
@@ -355,16 +354,7 @@ fn an_instance_joining_during_a_backlog_gets_its_partitions_at_once() {
         at_join < want as u64,
         "the second instance got partitions only once the first had read the whole backlog ({at_join} of {want})"
     );
-    poll("every state at the WFM", Duration::from_secs(300), || {
-        let (agents, _) = per_agent(&stack.received());
-        (agents.values().map(Vec::len).sum::<usize>() >= want).then_some(())
-    });
-    let (agents, twice) = per_agent(&stack.received());
-    let missing: usize = expected
-        .iter()
-        .map(|(k, v)| v.iter().filter(|t| !agents.get(k).is_some_and(|got| got.contains(t))).count())
-        .sum();
-    assert_eq!(missing, 0);
+    let twice = every_state_delivered(&stack, &expected, Duration::from_secs(300));
     eprintln!("joined during a backlog: {want} distinct states, {at_join} delivered at the join, all delivered; {twice} twice");
 }
 
