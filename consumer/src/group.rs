@@ -100,20 +100,21 @@ impl ConsumerContext for Ctx {
                     // SAFETY: `rk` is this live client; the partition queue handle is released
                     // at once (the forwarding holds its own reference to `fetched`, which the
                     // `Fetched` that made it keeps alive until it stops the forwarding).
-                    unsafe {
+                    let routed = unsafe {
                         let q = rdsys::rd_kafka_queue_get_partition(rk, topic.as_ptr(), e.partition());
                         if !q.is_null() {
                             rdsys::rd_kafka_queue_forward(q, fetched);
                             rdsys::rd_kafka_queue_destroy(q);
                         }
-                        tracing::debug!(
-                            pipeline = self.pipeline,
-                            topic = e.topic(),
-                            partition = e.partition(),
-                            routed = !q.is_null(),
-                            "partition routed"
-                        );
-                    }
+                        !q.is_null()
+                    };
+                    tracing::debug!(
+                        pipeline = self.pipeline,
+                        topic = e.topic(),
+                        partition = e.partition(),
+                        routed,
+                        "partition routed"
+                    );
                 }
             }
             Rebalance::Error(_) => {}
@@ -162,9 +163,9 @@ pub struct Fetched {
     buf: Vec<*mut rdsys::rd_kafka_message_t>,
 }
 
-// SAFETY: librdkafka queues may be used from any thread; `buf` only holds pointers between a
-// batch read and the destruction of its messages, inside one `read` call (which takes `&mut`);
-// through `&Fetched` only the context's `Notify` is reached.
+// SAFETY: librdkafka queues may be used from any thread; `buf` is scratch space of one `read`
+// call (which takes `&mut`), each message in it moved into a `FetchedMessage` at once; through
+// `&Fetched` only the context's `Notify` is reached.
 unsafe impl Send for Fetched {}
 unsafe impl Sync for Fetched {}
 
