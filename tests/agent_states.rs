@@ -11,12 +11,14 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
+/// Fields drop in order: the processes (which print their logs when a test fails) before the
+/// setup, whose scratch folder holds those logs.
 struct Stack {
-    setup: Setup,
     cfg: std::path::PathBuf,
     wfm: Proc,
     produce: Proc,
     consume: Option<Proc>,
+    setup: Setup,
 }
 
 impl Stack {

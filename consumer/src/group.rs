@@ -6,8 +6,8 @@
 
 use std::collections::VecDeque;
 use std::ffi::{c_void, CString};
-use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::FutureExt;
@@ -26,15 +26,33 @@ pub struct Ctx {
     pub generation: Arc<AtomicU64>,
     /// Which pipeline, for the log.
     pub pipeline: &'static str,
-    /// The [`Fetched`] queue, null until it is made (and after it is gone).
-    fetched: AtomicPtr<rdsys::rd_kafka_queue_t>,
-    /// Woken when the [`Fetched`] queue gets a record after being empty.
+    /// Whether a [`Fetched`] reads this member's records.
+    fetched: AtomicBool,
+    /// The record queue of every partition assigned so far (see [`Fetched`]).
+    queues: Mutex<Vec<PartitionQueue>>,
+    /// Woken when one of those queues gets a record after being empty.
     wake: Notify,
 }
 
+/// A partition's own record queue, detached from the consumer queue.
+struct PartitionQueue {
+    topic: String,
+    partition: i32,
+    queue: *mut rdsys::rd_kafka_queue_t,
+}
+
+// SAFETY: librdkafka queues may be used from any thread.
+unsafe impl Send for PartitionQueue {}
+
 impl Ctx {
     pub fn new(generation: Arc<AtomicU64>, pipeline: &'static str) -> Ctx {
-        Ctx { generation, pipeline, fetched: AtomicPtr::new(std::ptr::null_mut()), wake: Notify::new() }
+        Ctx {
+            generation,
+            pipeline,
+            fetched: AtomicBool::new(false),
+            queues: Mutex::new(Vec::new()),
+            wake: Notify::new(),
+        }
     }
 }
 
@@ -89,32 +107,44 @@ impl ConsumerContext for Ctx {
             }
             Rebalance::Assign(tpl) => {
                 // Before the assignment takes effect, so that no record of these partitions is
-                // fetched into the consumer's own queue first (that would put it out of order).
-                let fetched = self.fetched.load(Ordering::SeqCst);
-                if fetched.is_null() {
+                // fetched into the consumer queue first (that would put it out of order).
+                if !self.fetched.load(Ordering::SeqCst) {
                     return;
                 }
                 let rk = base.client().native_ptr();
+                let mut queues = self.queues.lock().expect("partition queues");
                 for e in tpl.elements() {
+                    if queues.iter().any(|q| q.partition == e.partition() && q.topic == e.topic()) {
+                        continue;
+                    }
                     let Ok(topic) = CString::new(e.topic()) else { continue };
-                    // SAFETY: `rk` is this live client; the partition queue handle is released
-                    // at once (the forwarding holds its own reference to `fetched`, which the
-                    // `Fetched` that made it keeps alive until it stops the forwarding).
-                    let routed = unsafe {
+                    // SAFETY: `rk` is this live client. Forwarding to nothing detaches the
+                    // partition's queue from the consumer queue for the client's lifetime
+                    // (librdkafka marks it app-forwarded and leaves it so across assignments);
+                    // the callback's opaque is this context's `Notify`, which outlives the
+                    // client's threads, and `Fetched` removes the callback when it goes.
+                    let queue = unsafe {
                         let q = rdsys::rd_kafka_queue_get_partition(rk, topic.as_ptr(), e.partition());
                         if !q.is_null() {
-                            rdsys::rd_kafka_queue_forward(q, fetched);
-                            rdsys::rd_kafka_queue_destroy(q);
+                            rdsys::rd_kafka_queue_forward(q, std::ptr::null_mut());
+                            rdsys::rd_kafka_queue_cb_event_enable(
+                                q,
+                                Some(wake_cb),
+                                &self.wake as *const Notify as *mut c_void,
+                            );
                         }
-                        !q.is_null()
+                        q
                     };
                     tracing::debug!(
                         pipeline = self.pipeline,
                         topic = e.topic(),
                         partition = e.partition(),
-                        routed,
-                        "partition routed"
+                        detached = !queue.is_null(),
+                        "partition queue detached"
                     );
+                    if !queue.is_null() {
+                        queues.push(PartitionQueue { topic: e.topic().to_string(), partition: e.partition(), queue });
+                    }
                 }
             }
             Rebalance::Error(_) => {}
@@ -152,20 +182,23 @@ fn start_positions(base: &BaseConsumer<Ctx>, tpl: &mut TopicPartitionList, pipel
 ///
 /// librdkafka's consumer queue hands records out one call each, with the rebalance and error
 /// events among them; that per-record round trip was two fifths of the forwarding thread. Here
-/// each assigned partition's queue is forwarded (before the assignment starts fetching) to a
-/// queue of our own that holds only records, read with `rd_kafka_consume_batch_queue`. The
-/// consumer queue is still polled for everything else. Per partition, records stay in order;
-/// records of a revoked assignment are dropped by librdkafka's version barrier, as they are on
-/// the consumer queue.
+/// each partition's queue is detached from the consumer queue when the partition is first
+/// assigned (before it is fetched), and read with `rd_kafka_consume_batch_queue`, many records
+/// a call; the consumer queue is still served for everything else. A partition's records stay
+/// in its own queue, in order, whatever assignments come and go; those of a revoked assignment
+/// are dropped by librdkafka's version barrier, as on the consumer queue. (Forwarding the
+/// partition queues to one queue instead would not do: librdkafka clears a partition's
+/// forwarding when it stops fetching it, which can land after the next assignment.)
 pub struct Fetched {
     consumer: Arc<StreamConsumer<Ctx>>,
-    queue: *mut rdsys::rd_kafka_queue_t,
     buf: Vec<*mut rdsys::rd_kafka_message_t>,
+    /// The partition read first next time, so that none waits behind the others.
+    next: usize,
 }
 
-// SAFETY: librdkafka queues may be used from any thread; `buf` is scratch space of one `read`
-// call (which takes `&mut`), each message in it moved into a `FetchedMessage` at once; through
-// `&Fetched` only the context's `Notify` is reached.
+// SAFETY: `buf` is scratch space of one `read` call (which takes `&mut`), each message in it
+// moved into a `FetchedMessage` at once; through `&Fetched` only the context's `Notify` is
+// reached.
 unsafe impl Send for Fetched {}
 unsafe impl Sync for Fetched {}
 
@@ -174,33 +207,25 @@ const FETCHED_BATCH: usize = 1024;
 
 unsafe extern "C" fn wake_cb(_rk: *mut rdsys::rd_kafka_t, opaque: *mut c_void) {
     // SAFETY: `opaque` is the `Notify` of the client's context, which outlives the client's
-    // threads (the only callers), and the callback is removed before `Fetched` goes.
+    // threads (the only callers); the callbacks are removed before `Fetched` goes.
     unsafe { (*(opaque as *const Notify)).notify_one() }
 }
 
 impl Fetched {
-    /// Must be made before `subscribe`, so that every assignment is routed here.
+    /// Must be made before `subscribe`, so that every assigned partition is read here.
     pub fn new(consumer: Arc<StreamConsumer<Ctx>>) -> Fetched {
-        let ctx = consumer.context().clone();
-        // SAFETY: a new queue of this live client; the callback's opaque is the context's
-        // `Notify`, which lives as long as the client.
-        let queue = unsafe {
-            let q = rdsys::rd_kafka_queue_new(consumer.client().native_ptr());
-            rdsys::rd_kafka_queue_cb_event_enable(q, Some(wake_cb), &ctx.wake as *const Notify as *mut c_void);
-            q
-        };
-        ctx.fetched.store(queue, Ordering::SeqCst);
-        Fetched { consumer, queue, buf: vec![std::ptr::null_mut(); FETCHED_BATCH] }
+        consumer.context().fetched.store(true, Ordering::SeqCst);
+        Fetched { consumer, buf: vec![std::ptr::null_mut(); FETCHED_BATCH], next: 0 }
     }
 
-    /// Resolves when records may have arrived since the queue was last found empty.
+    /// Resolves when records may have arrived since the queues were last found empty.
     pub async fn arrived(&self) {
         self.consumer.context().wake.notified().await
     }
 
     /// Hands `take` up to `room` records already fetched, without waiting. Returns how many it
-    /// handed over and whether it found the queue empty. `consumer` is the one this queue
-    /// belongs to; the records borrow it.
+    /// handed over and whether it found every partition's queue empty. `consumer` is the one
+    /// these queues belong to; the records borrow it.
     pub fn read<'c>(
         &mut self,
         consumer: &'c StreamConsumer<Ctx>,
@@ -209,43 +234,53 @@ impl Fetched {
         mut take: impl FnMut(FetchedMessage<'c>),
     ) -> (usize, bool) {
         debug_assert!(std::ptr::eq(consumer, &*self.consumer), "records of another consumer");
+        let queues = consumer.context().queues.lock().expect("partition queues");
+        let count = queues.len();
+        self.next = (self.next + 1) % count.max(1);
         let mut taken = 0;
-        while taken < room {
-            let want = (room - taken).min(FETCHED_BATCH);
-            // SAFETY: `buf` has room for `want` pointers; each message returned is owned by
-            // exactly one `FetchedMessage` below, which destroys it.
-            let n = unsafe { rdsys::rd_kafka_consume_batch_queue(self.queue, 0, self.buf.as_mut_ptr(), want) };
-            let n = n.max(0) as usize;
-            for &m in &self.buf[..n] {
-                let m = FetchedMessage { m, _consumer: std::marker::PhantomData };
-                // SAFETY: a message just returned by librdkafka, not yet destroyed.
-                let err = unsafe { (*m.m).err };
-                if err == rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
-                    take(m);
-                    taken += 1;
-                } else {
-                    let e: rdkafka::types::RDKafkaErrorCode = err.into();
-                    tracing::warn!(pipeline, error = %e, "kafka consumer error");
+        for i in 0..count {
+            let queue = queues[(self.next + i) % count].queue;
+            loop {
+                let want = (room - taken).min(FETCHED_BATCH);
+                if want == 0 {
+                    return (taken, false);
+                }
+                // SAFETY: `buf` has room for `want` pointers; each message returned is owned by
+                // exactly one `FetchedMessage` below, which destroys it.
+                let n = unsafe { rdsys::rd_kafka_consume_batch_queue(queue, 0, self.buf.as_mut_ptr(), want) };
+                let n = n.max(0) as usize;
+                for &m in &self.buf[..n] {
+                    let m = FetchedMessage { m, _consumer: std::marker::PhantomData };
+                    // SAFETY: a message just returned by librdkafka, not yet destroyed.
+                    let err = unsafe { (*m.m).err };
+                    if err == rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+                        take(m);
+                        taken += 1;
+                    } else {
+                        let e: rdkafka::types::RDKafkaErrorCode = err.into();
+                        tracing::warn!(pipeline, error = %e, "kafka consumer error");
+                    }
+                }
+                if n < want {
+                    break;
                 }
             }
-            if n < want {
-                return (taken, true);
-            }
         }
-        (taken, false)
+        (taken, true)
     }
 }
 
 impl Drop for Fetched {
     fn drop(&mut self) {
         let ctx = self.consumer.context();
-        ctx.fetched.store(std::ptr::null_mut(), Ordering::SeqCst);
-        // SAFETY: the callback is removed before the queue is destroyed; the client is still
-        // alive (`self.consumer`), and destroying the owner handle disables the queue, so the
-        // partitions still forwarded to it drop their records instead.
-        unsafe {
-            rdsys::rd_kafka_queue_cb_event_enable(self.queue, None, std::ptr::null_mut());
-            rdsys::rd_kafka_queue_destroy(self.queue);
+        ctx.fetched.store(false, Ordering::SeqCst);
+        for q in ctx.queues.lock().expect("partition queues").drain(..) {
+            // SAFETY: the callback is removed before the handle is released; the client is
+            // still alive (`self.consumer`). The partition's queue itself stays detached.
+            unsafe {
+                rdsys::rd_kafka_queue_cb_event_enable(q.queue, None, std::ptr::null_mut());
+                rdsys::rd_kafka_queue_destroy(q.queue);
+            }
         }
     }
 }
