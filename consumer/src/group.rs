@@ -1,6 +1,6 @@
 //! What both pipelines share about being a consumer-group member: counting rebalances, so a round
 //! can tell it was overtaken by one; starting an assignment from positions read up front; reading
-//! fetched records many at a time from a queue of the member's own ([`Fetched`]); and waiting
+//! fetched records many at a time from each partition's own queue ([`Fetched`]); and waiting
 //! with the partitions paused while still polling, so the group keeps the member however long a
 //! retry waits.
 
@@ -439,7 +439,7 @@ impl Member {
 
 /// Serves the consumer's own queue once, without waiting: rebalance and error events (which
 /// [`Fetched`] does not carry) run their callbacks, and a record fetched before its partition
-/// was routed to [`Fetched`] is returned. Called between batch reads, so that a member busy
+/// was detached for [`Fetched`] is returned. Called between batch reads, so that a member busy
 /// with a backlog still answers a rebalance at once.
 pub fn serve_events<'c>(consumer: &'c StreamConsumer<Ctx>, pipeline: &str) -> Option<BorrowedMessage<'c>> {
     match consumer.recv().now_or_never() {

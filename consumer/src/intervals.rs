@@ -342,7 +342,7 @@ impl Intervals {
                 biased;
                 _ = self.fetched.arrived() => {}
                 // Rebalances and errors; records only if fetched before their partition's
-                // assignment was routed to `fetched`.
+                // queue was detached for `fetched`.
                 m = consumer.recv() => match m {
                     Ok(m) => keep(Rec::Borrowed(m)),
                     Err(e) => tracing::warn!(error = %e, "interval consumer error"),

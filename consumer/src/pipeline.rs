@@ -368,7 +368,7 @@ impl Pipeline {
                 }
                 _ = self.fetched.arrived() => {}
                 // Rebalances and errors; records only if fetched before their partition's
-                // assignment was routed to `fetched`.
+                // queue was detached for `fetched`.
                 m = self.consumer.recv() => match m {
                     Ok(m) => {
                         add(&mut batch, &mut generation, &self.generation, &self.codec, &mut self.slab, &m);
