@@ -331,11 +331,13 @@ fn diff(wfm: &Value, o: &Oracle) -> Vec<String> {
 
 // ---------------------------------------------------------------- running it
 
+/// Fields drop in order: the processes (which print their logs when a test fails) before the
+/// setup, whose scratch folder holds those logs.
 struct Run {
-    setup: Setup,
     cfg: std::path::PathBuf,
     _wfm: Proc,
     _produce: Proc,
+    setup: Setup,
 }
 
 impl Run {
