@@ -43,8 +43,8 @@ use crate::ConsumerError;
 
 /// A round holds at most this many WFM requests' worth of states. Rounds are this large only
 /// while catching up on a backlog (otherwise `agent_state_linger_ms` ends them): each round costs
-/// a flushed checkpoint and an offset commit, and at 16 requests those were a third of the
-/// broker's and a good part of the store's work in a catch-up.
+/// a flushed checkpoint and an offset commit, and at 16 requests the commits doubled the broker's
+/// work in a catch-up.
 const ROUND_REQUESTS: usize = 64;
 
 /// Latency buckets (milliseconds) from producer receipt to WFM acceptance.
@@ -341,16 +341,18 @@ impl Pipeline {
                 // Nothing was waiting when the WFM answered: settle the previous round now.
                 break;
             }
-            // What is fetched already (all of it, while catching up), many records a call.
-            if let Some(m) = serve_events(&self.consumer, "agent-states") {
-                add(&mut batch, &mut generation, &self.generation, &self.codec, &mut self.slab, &m);
+            // Rebalances and errors first, then what is fetched already (all of it, while
+            // catching up), many records a call.
+            let early = serve_events(&self.consumer, "agent-states");
+            if let Some(m) = &early {
+                add(&mut batch, &mut generation, &self.generation, &self.codec, &mut self.slab, m);
             }
             let room = max.saturating_sub(batch.len());
             let (codec, slab, current) = (&self.codec, &mut self.slab, &self.generation);
             let (n, drained) = self.fetched.read(&self.consumer, room, "agent-states", |m| {
                 add(&mut batch, &mut generation, current, codec, slab, &m)
             });
-            if n > 0 && !armed {
+            if (n > 0 || early.is_some()) && !armed {
                 timer.as_mut().reset(tokio::time::Instant::now() + linger);
                 armed = true;
             }
