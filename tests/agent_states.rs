@@ -145,6 +145,11 @@ fn traffic(seed: u64, n_agents: usize, per_agent: usize) -> (Vec<Value>, BTreeMa
     (all, expected)
 }
 
+/// Whether a `consume` process has logged an agent-state assignment.
+fn assigned(p: &Proc) -> bool {
+    p.log().lines().any(|l| l.contains("partitions assigned") && l.contains("agent-states"))
+}
+
 fn per_agent(received: &[(String, String, String)]) -> (BTreeMap<String, Vec<String>>, usize) {
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut seen = HashSet::new();
@@ -265,15 +270,18 @@ fn consume_killed_mid_stream_delivers_every_state_at_least_once() {
     let want = distinct(&expected);
     let chunks: Vec<Vec<Value>> = posts.chunks(200).map(<[Value]>::to_vec).collect();
     let n_chunks = chunks.len();
+    // What the WFM had when the running instance started: it is killed once it has delivered
+    // more (counted from its start, so that states it delivered at once still count).
+    let mut before = 0;
     for (i, chunk) in chunks.into_iter().enumerate() {
         stack.post_states(&chunk);
         // Kill the consumer three times, each time once it has delivered something new.
         if i % (n_chunks / 4) == n_chunks / 8 {
-            let before = stack.received().len();
             poll("progress before the kill", Duration::from_secs(60), || {
                 (stack.received().len() > before).then_some(())
             });
             stack.consume.as_mut().unwrap().kill9();
+            before = stack.received().len();
             stack.start_consumer();
         }
     }
@@ -290,6 +298,12 @@ fn consume_killed_mid_stream_delivers_every_state_at_least_once() {
 #[test]
 fn an_instance_joining_and_one_leaving_mid_stream_lose_nothing() {
     let mut stack = Stack::start("states-rebalance", &[], "");
+    // The first instance must be a member before the second starts: on a just-started broker
+    // its join can wait for the group coordinator and for the new topic's metadata, and a
+    // second instance joining first would take every partition and leave it nothing to show.
+    poll("the first instance's assignment", Duration::from_secs(60), || {
+        assigned(stack.consume.as_ref().unwrap()).then_some(())
+    });
     let mut admin2 = 0;
     let status_of =
         |port: u16| -> Option<Value> { http().get(format!("http://127.0.0.1:{port}/status")).send().ok()?.json().ok() };
@@ -304,9 +318,7 @@ fn an_instance_joining_and_one_leaving_mid_stream_lose_nothing() {
             let (p, admin) = stack.second_consumer();
             admin2 = admin;
             // The rest is posted once the group has rebalanced, so both instances get some.
-            poll("the second instance's assignment", Duration::from_secs(60), || {
-                p.log().lines().any(|l| l.contains("partitions assigned") && l.contains("agent-states")).then_some(())
-            });
+            poll("the second instance's assignment", Duration::from_secs(60), || assigned(&p).then_some(()));
             second = Some(p);
         }
         if i == 2 * n_chunks / 3 {
@@ -348,9 +360,7 @@ fn an_instance_joining_during_a_backlog_gets_its_partitions_at_once() {
     let delivered = |s: &Stack| s.status().and_then(|v| v["agent_states_delivered"].as_u64());
     poll("the first instance delivering", Duration::from_secs(60), || (delivered(&stack)? > 0).then_some(()));
     let (second, _) = stack.second_consumer();
-    poll("the second instance's assignment", Duration::from_secs(60), || {
-        second.log().lines().any(|l| l.contains("partitions assigned") && l.contains("agent-states")).then_some(())
-    });
+    poll("the second instance's assignment", Duration::from_secs(60), || assigned(&second).then_some(()));
     let at_join = delivered(&stack).unwrap();
     assert!(
         at_join < want as u64,

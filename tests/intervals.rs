@@ -444,14 +444,17 @@ fn consume_killed_five_times_still_matches_the_oracle() {
     let mut c = Some(run.consumer(1));
     let mut rng = rand::rngs::StdRng::seed_from_u64(99);
     let mut kills = 0;
+    // The WFM's call counts when the running instance started: it is killed once it has
+    // made calls since (counted from its start, so that work it did at once still counts).
+    let mut before = run.wfm()["calls"].clone();
     feed(&run, &input, 2, |i| {
         if i % 2 == 1 && kills < 5 {
             // A random moment: let it work a little, then SIGKILL and restart.
-            let before = run.wfm()["calls"].clone();
             poll("some progress", Duration::from_secs(60), || (run.wfm()["calls"] != before).then_some(()));
             std::thread::sleep(Duration::from_millis(rng.gen_range(0..400))); // where in the work the kill lands
             c.as_mut().unwrap().kill9();
             kills += 1;
+            before = run.wfm()["calls"].clone();
             c = Some(run.consumer(1));
         }
     });

@@ -138,6 +138,7 @@ impl Setup {
 [kafka]
 brokers = "{brokers}"
 partitions = 3
+{debug}
 
 [topics]
 agent_state = "{p}.acd.agent-state.v1"
@@ -171,6 +172,9 @@ timeout_seconds = 2
             state = self.scratch.0.join("state").display(),
             ingest_extra = section(extra, "ingest"),
             wfm_extra = section(extra, "wfm"),
+            debug = std::env::var("ACD_TEST_RDKAFKA_DEBUG")
+                .map(|d| format!("properties = {{ debug = \"{d}\" }}"))
+                .unwrap_or_default(),
         );
         self.scratch.file(&format!("config-{}.toml", rand::random::<u32>()), &text)
     }
