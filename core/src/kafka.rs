@@ -39,6 +39,11 @@ pub fn client_config(cfg: &Config) -> Result<ClientConfig, KafkaError> {
 
 /// An idempotent producer (`acks=all`), tuned for many small records.
 pub fn producer(cfg: &Config) -> Result<FutureProducer, KafkaError> {
+    Ok(producer_config(cfg)?.create()?)
+}
+
+/// The configuration of [`producer`], for a producer with its own context.
+pub fn producer_config(cfg: &Config) -> Result<ClientConfig, KafkaError> {
     let mut cc = client_config(cfg)?;
     cc.set("enable.idempotence", "true")
         .set("acks", "all")
@@ -48,7 +53,7 @@ pub fn producer(cfg: &Config) -> Result<FutureProducer, KafkaError> {
         .set("queue.buffering.max.messages", "1000000")
         // Give up on a record after 5 minutes; ingest answers 503 long before.
         .set("message.timeout.ms", "300000");
-    Ok(cc.create()?)
+    Ok(cc)
 }
 
 /// Creates every topic of `names` that is missing, with `kafka.partitions` and

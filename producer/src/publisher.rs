@@ -3,15 +3,17 @@
 //! deadline passed. A failed publish may have written some records; the client retries and the
 //! consumer removes the duplicates.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use acd_core::config::Config;
 use acd_core::metrics::Registry;
 use acd_schemas::{ingest::Parsed, Codec, Stream};
-use futures::future::join_all;
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::ClientContext;
+use tokio::sync::Notify;
 
 /// Why a batch was not acknowledged.
 #[derive(Debug, thiserror::Error)]
@@ -31,9 +33,67 @@ pub struct Outgoing {
     pub value: Vec<u8>,
 }
 
+/// The acknowledgements of one publish: every record carries the same `Arc` as its delivery
+/// opaque, so a request of 500 records costs one allocation to wait on, not one future each.
+pub struct Acks {
+    /// Records not yet acknowledged or refused.
+    left: AtomicUsize,
+    /// The first refusal.
+    refused: Mutex<Option<String>>,
+    /// Woken when the last record is acknowledged or one is refused.
+    settled: Notify,
+}
+
+impl Acks {
+    fn new(records: usize) -> Acks {
+        Acks { left: AtomicUsize::new(records), refused: Mutex::new(None), settled: Notify::new() }
+    }
+
+    /// One record's delivery report: acknowledged (`None`) or refused.
+    fn report(&self, refused: Option<String>) {
+        if let Some(e) = refused {
+            self.refused.lock().expect("refusal").get_or_insert(e);
+            self.settled.notify_one();
+        }
+        if self.left.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.settled.notify_one();
+        }
+    }
+
+    /// Resolves once every record is acknowledged (`Ok`) or one was refused (`Err`).
+    async fn wait(&self) -> Result<(), String> {
+        loop {
+            if let Some(e) = self.refused.lock().expect("refusal").clone() {
+                return Err(e);
+            }
+            if self.left.load(Ordering::Acquire) == 0 {
+                return Ok(());
+            }
+            // A wake-up between the checks and here is kept by `Notify` as a permit.
+            self.settled.notified().await;
+        }
+    }
+}
+
+/// Routes each delivery report to the [`Acks`] of its publish.
+pub struct Deliveries;
+
+impl ClientContext for Deliveries {}
+
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = Arc<Acks>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, acks: Arc<Acks>) {
+        acks.report(result.as_ref().err().map(|(e, _)| e.to_string()));
+    }
+}
+
+/// The librdkafka producer of a [`Publisher`]; its own thread serves the delivery reports.
+pub type KafkaProducer = ThreadedProducer<Deliveries>;
+
 /// The producer's one way to Kafka.
 pub struct Publisher {
-    producer: FutureProducer,
+    producer: Arc<KafkaProducer>,
     codec: Arc<Codec>,
     topics: acd_core::config::Topics,
     /// Records acknowledged, by stream, for `/metrics`.
@@ -43,7 +103,7 @@ pub struct Publisher {
 impl Publisher {
     /// An idempotent producer and the codec for `cfg`.
     pub async fn new(cfg: &Config, metrics: Registry) -> Result<Publisher, acd_core::kafka::KafkaError> {
-        let producer = acd_core::kafka::producer(cfg)?;
+        let producer = Arc::new(acd_core::kafka::producer_config(cfg)?.create_with_context(Deliveries)?);
         let codec = acd_core::kafka::codec(cfg).await?;
         let topics = cfg.topics.clone();
         let published = Stream::ALL.map(|s| {
@@ -53,7 +113,7 @@ impl Publisher {
     }
 
     /// The librdkafka client, for readiness probes.
-    pub fn producer(&self) -> &FutureProducer {
+    pub fn producer(&self) -> &KafkaProducer {
         &self.producer
     }
 
@@ -117,39 +177,25 @@ impl Publisher {
         deadline: Duration,
     ) -> Result<usize, PublishError> {
         let n = records.len();
-        let mut pending = Vec::with_capacity(n);
+        let acks = Arc::new(Acks::new(n));
         for r in &records {
-            let mut rec = FutureRecord::to(&r.topic).key(&r.key).payload(&r.value);
+            let mut rec = BaseRecord::with_opaque_to(&r.topic, acks.clone()).key(&r.key).payload(&r.value);
             loop {
-                match self.producer.send_result(rec) {
-                    Ok(delivery) => {
-                        pending.push(delivery);
-                        break;
+                match self.producer.send(rec) {
+                    Ok(()) => break,
+                    Err((rdkafka::error::KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                        // The local queue is full: let librdkafka drain it, then try again.
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                        rec = back;
                     }
-                    Err((e, back)) => {
-                        if matches!(
-                            e,
-                            rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull)
-                        ) {
-                            // The local queue is full: let librdkafka drain it, then try again.
-                            tokio::time::sleep(Duration::from_millis(5)).await;
-                            rec = back;
-                        } else {
-                            return Err(PublishError::Kafka(e.to_string()));
-                        }
-                    }
+                    Err((e, _)) => return Err(PublishError::Kafka(e.to_string())),
                 }
             }
         }
-        let acks =
-            tokio::time::timeout(deadline, join_all(pending)).await.map_err(|_| PublishError::Timeout(deadline))?;
-        for ack in acks {
-            match ack {
-                Ok(Ok(_)) => {}
-                Ok(Err((e, _))) => return Err(PublishError::Kafka(e.to_string())),
-                Err(_) => return Err(PublishError::Kafka("delivery cancelled".into())),
-            }
-        }
+        tokio::time::timeout(deadline, acks.wait())
+            .await
+            .map_err(|_| PublishError::Timeout(deadline))?
+            .map_err(PublishError::Kafka)?;
         let idx = Stream::ALL.iter().position(|s| *s == stream).unwrap_or(0);
         self.published[idx].fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
@@ -159,5 +205,37 @@ impl Publisher {
     pub async fn flush(&self) {
         let producer = self.producer.clone();
         let _ = tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(30))).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_publish_settles_on_its_last_ack_or_its_first_refusal() {
+        // Every ack, from another thread, some before the wait starts.
+        let acks = Arc::new(Acks::new(500));
+        for _ in 0..100 {
+            acks.report(None);
+        }
+        let reporter = {
+            let acks = acks.clone();
+            std::thread::spawn(move || (0..400).for_each(|_| acks.report(None)))
+        };
+        tokio::time::timeout(Duration::from_secs(10), acks.wait()).await.unwrap().unwrap();
+        reporter.join().unwrap();
+
+        // One ack short: still waiting.
+        let acks = Acks::new(3);
+        acks.report(None);
+        acks.report(None);
+        assert!(tokio::time::timeout(Duration::from_millis(50), acks.wait()).await.is_err());
+
+        // The first refusal ends the wait at once and is the one reported.
+        let acks = Acks::new(3);
+        acks.report(Some("Broker: Message size too large".into()));
+        acks.report(Some("a later one".into()));
+        assert_eq!(acks.wait().await, Err("Broker: Message size too large".into()));
     }
 }
