@@ -26,9 +26,8 @@ pub enum PublishError {
     Encode(#[from] acd_schemas::CodecError),
 }
 
-/// One encoded record bound for a topic.
+/// One encoded record (its topic is its stream's).
 pub struct Outgoing {
-    pub topic: String,
     pub key: String,
     pub value: Vec<u8>,
 }
@@ -136,20 +135,16 @@ impl Publisher {
             items: &[T],
             key: impl Fn(&T) -> String,
         ) -> Result<(Stream, Vec<Outgoing>), PublishError> {
-            let topic = p.topic(stream).to_string();
             let out = items
                 .iter()
-                .map(|r| Ok(Outgoing { topic: topic.clone(), key: key(r), value: p.codec.encode(stream, r)? }))
+                .map(|r| Ok(Outgoing { key: key(r), value: p.codec.encode(stream, r)? }))
                 .collect::<Result<Vec<_>, PublishError>>()?;
             Ok((stream, out))
         }
         match parsed {
             Parsed::AgentStates(v) => {
-                let topic = self.topic(Stream::AgentState).to_string();
-                let out = v
-                    .iter()
-                    .map(|r| Outgoing { topic: topic.clone(), key: r.key(), value: self.codec.encode_agent_state(r) })
-                    .collect();
+                let out =
+                    v.iter().map(|r| Outgoing { key: r.key(), value: self.codec.encode_agent_state(r) }).collect();
                 Ok((Stream::AgentState, out))
             }
             Parsed::Contacts(v) => all(self, Stream::Contact, v, |r| r.key()),
@@ -177,9 +172,10 @@ impl Publisher {
         deadline: Duration,
     ) -> Result<usize, PublishError> {
         let n = records.len();
+        let topic = self.topic(stream);
         let acks = Arc::new(Acks::new(n));
         for r in &records {
-            let mut rec = BaseRecord::with_opaque_to(&r.topic, acks.clone()).key(&r.key).payload(&r.value);
+            let mut rec = BaseRecord::with_opaque_to(topic, acks.clone()).key(&r.key).payload(&r.value);
             loop {
                 match self.producer.send(rec) {
                     Ok(()) => break,

@@ -147,11 +147,7 @@ async fn publish(statuses: &Statuses, publisher: &Publisher, all: bool) {
     let mut out = Vec::with_capacity(records.len());
     for r in &records {
         match publisher.encode_one(Stream::ConnectorStatus, r) {
-            Ok(value) => out.push(Outgoing {
-                topic: publisher.topic(Stream::ConnectorStatus).to_string(),
-                key: format!("{}/{}", r.acd_id, r.connector),
-                value,
-            }),
+            Ok(value) => out.push(Outgoing { key: format!("{}/{}", r.acd_id, r.connector), value }),
             Err(e) => tracing::error!(error = %e, "connector status does not encode"),
         }
     }

@@ -22,7 +22,12 @@ pub struct AgentState {
 impl AgentState {
     /// The Kafka key: all of an agent's states on one partition, in order.
     pub fn key(&self) -> String {
-        format!("{}/{}", self.acd_id, self.login_id)
+        // Not `format!`: this runs once per ingested state.
+        let mut k = String::with_capacity(self.acd_id.len() + 1 + self.login_id.len());
+        k.push_str(&self.acd_id);
+        k.push('/');
+        k.push_str(&self.login_id);
+        k
     }
 
     /// A view of it.
