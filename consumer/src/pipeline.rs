@@ -1,9 +1,9 @@
 //! The consumer-group loop for agent states.
 //!
 //! One round: collect records (see `Pipeline::collect` for when a round ends), decode, drop
-//! the states already forwarded, post the new ones to the
-//! WFM in Kafka order in requests of at most `agent_state_batch`, then write the dedup buckets and
-//! the next offsets in one flushed checkpoint, then commit the offsets to Kafka. A round's first
+//! the states already forwarded, post the new ones to the WFM in Kafka order in requests of at
+//! most `agent_state_batch`, then write the dedup buckets and the next offsets in one flushed
+//! checkpoint, then commit the offsets to Kafka. A round's first
 //! attempts are in flight while the next round is read; the next round is decoded and sent only
 //! once the previous one is settled, so each agent's order holds across rounds.
 //!
