@@ -76,7 +76,7 @@ fn posting_order<T: Clone>(items: &[T], time: impl Fn(&T) -> i64, rng: &mut rand
     out
 }
 
-// ---------------------------------------------------------------- the oracle (CONTRACT 6)
+// ---------------------------------------------------------------- the oracle (docs/intervals.md)
 
 #[derive(Default, Debug, Clone, PartialEq)]
 struct QueueFig {
@@ -342,7 +342,10 @@ struct Run {
 
 impl Run {
     fn start(name: &str) -> Run {
-        let setup = Setup::new(name);
+        Run::with(Setup::new(name))
+    }
+
+    fn with(setup: Setup) -> Run {
         let cfg = setup.config("");
         // Interval settings for the run (the Setup config has no [interval] section).
         let mut text = std::fs::read_to_string(&cfg).unwrap();
@@ -383,6 +386,21 @@ impl Run {
         for chunk in items.chunks(400) {
             let r = http().post(self.setup.ingest(path)).json(&json!({ list: chunk })).send().unwrap();
             assert_eq!(r.status().as_u16(), 202, "{}", r.text().unwrap_or_default());
+        }
+    }
+
+    /// [`Run::post`], sending each request again while `produce` answers 503 (Kafka not back
+    /// yet), as an ACD's client would.
+    fn post_patiently(&self, path: &str, list: &str, items: &[Value]) {
+        for chunk in items.chunks(400) {
+            poll("produce to accept a request", Duration::from_secs(120), || {
+                let r = http().post(self.setup.ingest(path)).json(&json!({ list: chunk })).send().ok()?;
+                match r.status().as_u16() {
+                    202 => Some(()),
+                    503 => None,
+                    s => panic!("{path}: {s} {}", r.text().unwrap_or_default()),
+                }
+            });
         }
     }
 
@@ -772,4 +790,99 @@ fn a_group_rewound_to_the_start_recomputes_and_sends_nothing_again() {
     assert_eq!(after["calls"]["/wfm/acd/v1/intraday"], before["calls"]["/wfm/acd/v1/intraday"]);
     assert_eq!(after["calls"]["/wfm/acd/v1/agent-activity"], before["calls"]["/wfm/acd/v1/agent-activity"]);
     assert!(diff(&after, &o).is_empty());
+}
+
+// ---------------------------------------------------------------- losing the broker
+
+/// The broker-loss scenario on a broker of the test's own: the first half of the input in, and
+/// every interval up to now closed by the wall-clock rule, so agents still logged in at that
+/// point are reported logged in for the intervals after it; then the broker is SIGKILLed until
+/// the consumer has lost its partitions (and for `outage` at least), and started again; then the
+/// rest of the input, in which those agents log out. The interval books are rebuilt from Kafka
+/// after the outage, and the WFM must still end with exactly the oracle's figures: no row the
+/// complete input does not produce may keep a non-zero figure.
+fn broker_loss(name: &str, seed: u64, outage: Duration, kill_consumer: bool) {
+    let broker = OwnBroker::start();
+    let input = generate(seed);
+    let o = oracle(&input);
+    let run = Run::with(Setup::on(name, &broker.bootstrap()));
+    let (mut c, admin) = run.consumer_at(1);
+    let status =
+        || -> Option<Value> { http().get(format!("http://127.0.0.1:{admin}/status")).send().ok()?.json().ok() };
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let contacts: Vec<Value> =
+        posting_order(&input.contacts, |c| c.ended_utc, &mut rng).iter().map(contact_json).collect();
+    let states: Vec<Value> =
+        posting_order(&input.states, |s| s.event_utc_time, &mut rng).iter().map(state_json).collect();
+    let (hc, hs) = (contacts.len() / 2, states.len() / 2);
+    run.post("/v1/contacts", "contacts", contacts[..hc].to_vec());
+    run.post("/v1/agent-states", "agentStateList", states[..hs].to_vec());
+    // Every agent logs out within the first second of the data's last interval: the oracle has
+    // no row there, so a non-zero one at the WFM came from a premature figure.
+    let last = input.states.iter().map(|s| s.event_utc_time).max().unwrap() / L * L;
+    assert!(!o.agents.keys().any(|(start, _)| *start == format_millis(last)));
+    poll("the wall-clock rule to close the data's last interval", Duration::from_secs(120), || {
+        run.wfm()["agentSystemPerformanceReport"]
+            .as_array()?
+            .iter()
+            .any(|r| r["startDate"] == format_millis(last) && r["loginTime"].as_f64() > Some(0.0))
+            .then_some(())
+    });
+    let log_before = c.log().len();
+    let lost = std::time::Instant::now();
+    broker.kill9();
+    poll("the consumer to see Kafka gone", Duration::from_secs(60), || {
+        (status()?["kafka"]["state"] == "DISCONNECTED").then_some(())
+    });
+    poll("the consumer to lose its partitions", Duration::from_secs(120), || {
+        (status()?["interval_partitions"].as_u64()? == 0).then_some(())
+    });
+    if kill_consumer {
+        c.kill9();
+    }
+    // The outage lasts as long as the scenario says (this sleep waits for nothing).
+    std::thread::sleep(outage.saturating_sub(lost.elapsed()));
+    let outage_took = lost.elapsed();
+    broker.restart();
+    if kill_consumer {
+        c = run.consumer(1);
+    } else {
+        poll("the consumer to see Kafka back", Duration::from_secs(120), || {
+            (status()?["kafka"]["state"] == "CONNECTED").then_some(())
+        });
+    }
+    run.post_patiently("/v1/contacts", "contacts", &contacts[hc..]);
+    run.post_patiently("/v1/agent-states", "agentStateList", &states[hs..]);
+    run.settle(&o);
+    if !kill_consumer {
+        // One line when Kafka went, one every 30 s while it stayed away, one when it was back;
+        // nothing else at WARN or ERROR.
+        let log = c.log();
+        let during: Vec<&str> =
+            log[log_before..].lines().filter(|l| l.contains(" WARN ") || l.contains("ERROR ")).collect();
+        let allowed = 2 + outage_took.as_secs() as usize / 30 + 2;
+        assert!(
+            during.len() <= allowed,
+            "{} lines at WARN or ERROR, {allowed} allowed:\n{}",
+            during.len(),
+            during.join("\n")
+        );
+        assert_eq!(log[log_before..].matches("Kafka unreachable").count(), 1, "{}", &log[log_before..]);
+        assert!(log[log_before..].contains("Kafka reachable again"));
+    }
+}
+
+#[test]
+fn a_broker_killed_mid_traffic_leaves_no_stale_row() {
+    broker_loss("intervals-broker-kill", 21, Duration::ZERO, false);
+}
+
+#[test]
+fn a_broker_down_for_60_seconds_leaves_no_stale_row() {
+    broker_loss("intervals-broker-60s", 22, Duration::from_secs(60), false);
+}
+
+#[test]
+fn consume_killed_while_the_broker_is_down_leaves_no_stale_row() {
+    broker_loss("intervals-broker-and-consume", 23, Duration::ZERO, true);
 }

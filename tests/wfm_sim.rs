@@ -55,7 +55,9 @@ fn every_published_sample_is_accepted_and_bad_bodies_name_the_field() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 200, "{}", r.text().unwrap_or_default());
     // Strict where it matters: a missing field is named; no token is a 401.
-    let broken = intraday.replace("\"queueValue\": \"8057\", ", "");
+    let mut broken: Value = serde_json::from_str(&intraday).unwrap();
+    broken["reportData"]["queueReport"][0].as_object_mut().unwrap().remove("queueValue");
+    let broken = broken.to_string();
     let r = c.post(url("/wfm/acd/v1/intraday")).header("Authorization", &bearer).body(broken).send().unwrap();
     assert_eq!(r.status().as_u16(), 400);
     let body: Value = r.json().unwrap();

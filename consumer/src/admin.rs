@@ -1,8 +1,9 @@
-//! `consumer.admin_listen`: `/healthz` (the process lives), `/readyz` (partitions assigned and
-//! the WFM answering), `/metrics` (Prometheus text), `/status` (JSON for `acd-bridge status`).
+//! `consumer.admin_listen`: `/healthz` (the process lives), `/readyz` (Kafka and the WFM
+//! answering), `/metrics` (Prometheus text), `/status` (JSON for `acd-bridge status`).
 
 use std::sync::{Arc, Mutex};
 
+use acd_core::link::KafkaLink;
 use acd_core::metrics::Registry;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -47,6 +48,8 @@ pub struct Board {
     pub open_intervals: std::collections::BTreeMap<String, OpenIntervals>,
     /// The ACD connectors, as their producers last reported them.
     pub connectors: Vec<crate::connection::ConnectorView>,
+    /// The Kafka connection, as the process's clients last found it (filled in when read).
+    pub kafka: Option<acd_core::link::LinkView>,
 }
 
 /// The intervals a stream has open in this instance.
@@ -64,6 +67,7 @@ pub type SharedBoard = Arc<Mutex<Board>>;
 struct AdminState {
     board: SharedBoard,
     metrics: Registry,
+    link: Arc<KafkaLink>,
 }
 
 /// Serves the admin API until `shutdown`.
@@ -71,6 +75,7 @@ pub fn spawn(
     listener: tokio::net::TcpListener,
     board: SharedBoard,
     metrics: Registry,
+    link: Arc<KafkaLink>,
     shutdown: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     let app = Router::new()
@@ -78,7 +83,7 @@ pub fn spawn(
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
         .route("/status", get(status))
-        .with_state(AdminState { board, metrics });
+        .with_state(AdminState { board, metrics, link });
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await;
     })
@@ -86,7 +91,9 @@ pub fn spawn(
 
 async fn readyz(State(s): State<AdminState>) -> Response {
     let b = s.board.lock().expect("board").clone();
-    if b.wfm_state == "DISCONNECTED" {
+    if s.link.is_down() {
+        (StatusCode::SERVICE_UNAVAILABLE, "Kafka unreachable").into_response()
+    } else if b.wfm_state == "DISCONNECTED" {
         (StatusCode::SERVICE_UNAVAILABLE, "WFM unreachable").into_response()
     } else {
         (StatusCode::OK, "ready").into_response()
@@ -98,5 +105,7 @@ async fn metrics_text(State(s): State<AdminState>) -> Response {
 }
 
 async fn status(State(s): State<AdminState>) -> Json<Board> {
-    Json(s.board.lock().expect("board").clone())
+    let mut b = s.board.lock().expect("board").clone();
+    b.kafka = Some(s.link.view());
+    Json(b)
 }

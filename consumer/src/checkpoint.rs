@@ -62,6 +62,12 @@ impl Checkpoints {
         Ok(())
     }
 
+    /// Waits until every write so far is on disk.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
     /// Applies `writes` atomically and flushes them to disk.
     pub fn commit(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         if writes.is_empty() {

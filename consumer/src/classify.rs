@@ -1,4 +1,4 @@
-//! The one place that decides what an HTTP outcome means (CONTRACT section 5). Everything that
+//! The one place that decides what an HTTP outcome means (docs/wfm-api.md). Everything that
 //! retries, renews or dead-letters asks [`classify`].
 
 use std::time::Duration;

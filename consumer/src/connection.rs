@@ -1,6 +1,6 @@
 //! ACD connection state: what the producers' connectors report on `topics.connector_status`,
 //! folded per ACD and passed on to the WFM `connection` endpoint on every change and at least
-//! every 60 s (CONTRACT section 5).
+//! every 60 s (docs/wfm-api.md).
 //!
 //! [`Connections`] is the pure fold. A connector that has not reported for [`STALE_MS`] counts
 //! as DISCONNECTED whatever it said last: its producer is gone. An ACD with several connectors is
@@ -14,6 +14,9 @@ use acd_schemas::records::{ConnectionState, ConnectorStatus};
 use acd_schemas::time::{format_millis, now_millis, Millis};
 use acd_schemas::wfm::ConnectionStatusJson;
 use acd_schemas::{Codec, Stream};
+use std::sync::Arc;
+
+use acd_core::link::{KafkaLink, LinkContext};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
@@ -177,14 +180,14 @@ pub fn state_name(s: ConnectionState) -> &'static str {
 }
 
 /// A reader of `topics.connector_status` from [`LOOK_BACK_MS`] ago, outside any group.
-pub fn reader(cfg: &Config) -> Result<BaseConsumer, rdkafka::error::KafkaError> {
+pub fn reader(cfg: &Config, link: Arc<KafkaLink>) -> Result<BaseConsumer<LinkContext>, rdkafka::error::KafkaError> {
     let topic = &cfg.topics.connector_status;
     let mut cc =
         acd_core::kafka::client_config(cfg).map_err(|e| rdkafka::error::KafkaError::ClientCreation(e.to_string()))?;
     cc.set("group.id", format!("{}.connections", cfg.consumer.group_id))
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "false");
-    let c: BaseConsumer = cc.create()?;
+    let c: BaseConsumer<LinkContext> = cc.create_with_context(LinkContext { link, name: "connector-status" })?;
     let md = c.fetch_metadata(Some(topic), Duration::from_secs(10))?;
     let since = now_millis() - LOOK_BACK_MS;
     let mut query = TopicPartitionList::new();
@@ -208,7 +211,7 @@ pub fn reader(cfg: &Config) -> Result<BaseConsumer, rdkafka::error::KafkaError> 
 
 /// Everything on the topic up to now, folded: for `acd-bridge status`.
 pub fn read_now(cfg: &Config) -> Result<Connections, rdkafka::error::KafkaError> {
-    let c = reader(cfg)?;
+    let c = reader(cfg, KafkaLink::new(&acd_core::metrics::Registry::default()))?;
     let codec = Codec::default();
     let mut ends: BTreeMap<i32, i64> = BTreeMap::new();
     let assignment = c.assignment()?;
@@ -243,12 +246,13 @@ pub fn spawn(
     cfg: Config,
     wfm: WfmClient,
     board: SharedBoard,
+    link: Arc<KafkaLink>,
     shutdown: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<ConnectorStatus>(1024);
     let follow_stop = shutdown.clone();
     let follow_cfg = cfg.clone();
-    std::thread::spawn(move || follow(&follow_cfg, tx, &follow_stop));
+    std::thread::spawn(move || follow(&follow_cfg, tx, link, &follow_stop));
     tokio::spawn(async move {
         let path = wfm.paths().connection.clone();
         let mut known = Connections::default();
@@ -288,11 +292,16 @@ pub fn spawn(
     })
 }
 
-fn follow(cfg: &Config, tx: tokio::sync::mpsc::Sender<ConnectorStatus>, shutdown: &CancellationToken) {
+fn follow(
+    cfg: &Config,
+    tx: tokio::sync::mpsc::Sender<ConnectorStatus>,
+    link: Arc<KafkaLink>,
+    shutdown: &CancellationToken,
+) {
     let codec = Codec::default();
     let mut wait = Duration::from_secs(1);
     while !shutdown.is_cancelled() {
-        let c = match reader(cfg) {
+        let c = match reader(cfg, link.clone()) {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %e, "connector status topic not readable yet; retrying");

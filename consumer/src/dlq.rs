@@ -1,10 +1,13 @@
-//! The dead-letter topic (CONTRACT section 7): one record per failed upload or unusable input
+//! The dead-letter topic (docs/kafka.md): one record per failed upload or unusable input
 //! record, its value the exact body sent (or the original bytes), headers saying why.
 
 use std::time::Duration;
 
 use acd_core::config::Config;
 use rdkafka::message::{Header, OwnedHeaders};
+use std::sync::Arc;
+
+use acd_core::link::{KafkaLink, LinkContext};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 /// The longest `dlq.error` header.
@@ -45,20 +48,24 @@ impl DeadLetter {
 
 /// Writes dead letters.
 pub struct DeadLetters {
-    producer: FutureProducer,
+    producer: FutureProducer<LinkContext>,
     topic: String,
+    /// Where failed writes are reported (the producer's context has it too).
+    link: Arc<KafkaLink>,
 }
 
 impl DeadLetters {
     /// A producer for `topics.dlq`.
-    pub fn new(cfg: &Config) -> Result<DeadLetters, acd_core::kafka::KafkaError> {
+    pub fn new(cfg: &Config, link: Arc<KafkaLink>) -> Result<DeadLetters, acd_core::kafka::KafkaError> {
         let mut cc = acd_core::kafka::client_config(cfg)?;
         cc.set("enable.idempotence", "true")
             .set("acks", "all")
             .set("compression.type", "lz4")
             .set("message.max.bytes", acd_core::kafka::DLQ_MAX_BYTES.to_string());
-        let producer = cc.create().map_err(acd_core::kafka::KafkaError::from)?;
-        Ok(DeadLetters { producer, topic: cfg.topics.dlq.clone() })
+        let producer = cc
+            .create_with_context(LinkContext { link: link.clone(), name: "dead letters" })
+            .map_err(acd_core::kafka::KafkaError::from)?;
+        Ok(DeadLetters { producer, topic: cfg.topics.dlq.clone(), link })
     }
 
     /// Writes one and waits for Kafka's acknowledgement, retrying until it comes: a dead letter
@@ -82,7 +89,7 @@ impl DeadLetters {
                     headers_extra = vec![("dlq.truncated".into(), letter.value.len().to_string())];
                 }
                 Err((e, _)) => {
-                    tracing::warn!(error = %e, "dead-letter write failed; retrying");
+                    self.link.client_error("dead-letter write (retrying)", &e);
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
             }

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use acd_core::link::KafkaLink;
 use futures::FutureExt;
 use rdkafka::bindings as rdsys;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, RebalanceProtocol, StreamConsumer};
@@ -24,6 +25,8 @@ use tokio_util::sync::CancellationToken;
 /// routes the records of assigned partitions to the member's [`Fetched`] queue when it has one.
 pub struct Ctx {
     pub generation: Arc<AtomicU64>,
+    /// Where connection failures go instead of the log (see [`acd_core::link`]).
+    pub link: Arc<KafkaLink>,
     /// Which pipeline, for the log.
     pub pipeline: &'static str,
     /// Whether a [`Fetched`] reads this member's records.
@@ -45,9 +48,10 @@ struct PartitionQueue {
 unsafe impl Send for PartitionQueue {}
 
 impl Ctx {
-    pub fn new(generation: Arc<AtomicU64>, pipeline: &'static str) -> Ctx {
+    pub fn new(generation: Arc<AtomicU64>, pipeline: &'static str, link: Arc<KafkaLink>) -> Ctx {
         Ctx {
             generation,
+            link,
             pipeline,
             fetched: AtomicBool::new(false),
             queues: Mutex::new(Vec::new()),
@@ -56,7 +60,15 @@ impl Ctx {
     }
 }
 
-impl ClientContext for Ctx {}
+impl ClientContext for Ctx {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+        acd_core::link::log_through(&self.link, self.pipeline, level, fac, message)
+    }
+
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        acd_core::link::error_through(&self.link, self.pipeline, error, reason)
+    }
+}
 
 impl ConsumerContext for Ctx {
     /// rdkafka's own rebalance, with the assignment's start positions filled in first (see
@@ -258,7 +270,10 @@ impl Fetched {
                         taken += 1;
                     } else {
                         let e: rdkafka::types::RDKafkaErrorCode = err.into();
-                        tracing::warn!(pipeline, error = %e, "kafka consumer error");
+                        consumer
+                            .context()
+                            .link
+                            .client_error(pipeline, &rdkafka::error::KafkaError::MessageConsumption(e));
                     }
                 }
                 if n < want {
@@ -445,7 +460,7 @@ pub fn serve_events<'c>(consumer: &'c StreamConsumer<Ctx>, pipeline: &str) -> Op
     match consumer.recv().now_or_never() {
         Some(Ok(m)) => Some(m),
         Some(Err(e)) => {
-            tracing::warn!(pipeline, error = %e, "kafka consumer error");
+            consumer.context().link.client_error(pipeline, &e);
             None
         }
         None => None,

@@ -39,7 +39,7 @@ use crate::checkpoint::Checkpoints;
 use crate::delivery::{deliver, Delivery, Waiter};
 use crate::dlq::{DeadLetter, DeadLetters};
 use crate::group::{serve_events, Ctx, Fetched, FetchedMessage, Member};
-use crate::keystore::SledKeys;
+use crate::keystore::{SledKeys, SledSent};
 use crate::wfm::WfmClient;
 use crate::ConsumerError;
 
@@ -69,9 +69,30 @@ struct Part {
     /// Pre-aggregated rows and activity waiting to be delivered: their offsets.
     pending: BTreeMap<i64, ()>,
     high: Option<Millis>,
+    /// The partition's end offset as last fetched from the broker, and when. Idle is not the
+    /// same as unreachable: the wall-clock rule closes intervals only while this instance has
+    /// read to an end fetched after its last record (see [`Part::idle_for`]).
+    end_seen: Option<(Instant, i64)>,
 }
 
+/// How often the end offsets of idle partitions are fetched, and how long one fetched stays good.
+const END_PROBE_EVERY: Duration = Duration::from_secs(1);
+const END_FRESH_FOR: Duration = Duration::from_secs(5);
+
 impl Part {
+    /// How long the partition has been idle, for the wall-clock rule: the time since its last
+    /// record when this instance has read to an end offset fetched since then (and recently),
+    /// else 0. While the broker cannot be reached no end is fetched, so nothing closes by the
+    /// wall clock.
+    fn idle_for(&self) -> Millis {
+        match self.end_seen {
+            Some((at, end)) if at > self.last_record && at.elapsed() < END_FRESH_FOR && self.next >= end => {
+                self.last_record.elapsed().as_millis() as Millis
+            }
+            _ => 0,
+        }
+    }
+
     /// Notes the offset of a record of interval `start`: the first one read is the lowest.
     fn note_interval(&mut self, start: Millis, offset: i64) {
         if self.noted != Some(start) {
@@ -138,6 +159,10 @@ pub struct Intervals {
     /// Hashes of reports delivered this round, written with one flush at the end of the round.
     delivered: Vec<crate::checkpoint::Write>,
     board: crate::admin::SharedBoard,
+    /// The Kafka connection state, which the end-offset probes report to.
+    link: Arc<acd_core::link::KafkaLink>,
+    /// When the end offsets of idle partitions were last fetched.
+    last_probe: Option<Instant>,
 }
 
 /// The group of the interval pipeline.
@@ -154,6 +179,7 @@ impl Intervals {
         store: Checkpoints,
         agents: AgentMap,
         metrics: acd_core::metrics::Registry,
+        link: Arc<acd_core::link::KafkaLink>,
         shutdown: CancellationToken,
     ) -> Result<Intervals, ConsumerError> {
         // Spilled dedup keys belong to books of the last run; books are rebuilt from Kafka.
@@ -170,7 +196,8 @@ impl Intervals {
             // librdkafka 2.x postpones the next fetch by this much once its prefetch queue is
             // full (default 1 s): a fast reader then stalls for most of a second at a time.
             .set("fetch.queue.backoff.ms", "5");
-        let consumer: StreamConsumer<Ctx> = cc.create_with_context(Ctx::new(generation.clone(), "intervals"))?;
+        let consumer: StreamConsumer<Ctx> =
+            cc.create_with_context(Ctx::new(generation.clone(), "intervals", link.clone()))?;
         let consumer = Arc::new(consumer);
         let fetched = Fetched::new(consumer.clone());
         let t = &cfg.topics;
@@ -182,7 +209,7 @@ impl Intervals {
         let formula = Formula::parse(&cfg.sla.formula).unwrap_or(Formula::HandledOverReceived);
         let c = |name: &str, help: &str| metrics.counter(name, help, &[]);
         Ok(Intervals {
-            dlq: DeadLetters::new(&cfg)?,
+            dlq: DeadLetters::new(&cfg, link.clone())?,
             codec: acd_core::kafka::codec(&cfg).await?,
             grid,
             formula,
@@ -211,6 +238,8 @@ impl Intervals {
             warned_both: Default::default(),
             delivered: Vec::new(),
             board,
+            link,
+            last_probe: None,
             cfg,
         })
     }
@@ -345,7 +374,7 @@ impl Intervals {
                 // queue was detached for `fetched`.
                 m = consumer.recv() => match m {
                     Ok(m) => keep(Rec::Borrowed(m)),
-                    Err(e) => tracing::warn!(error = %e, "interval consumer error"),
+                    Err(e) => self.link.client_error("intervals", &e),
                 },
                 _ = self.shutdown.cancelled() => break,
                 _ = &mut timer => break,
@@ -393,6 +422,7 @@ impl Intervals {
         };
         let (grid, categories, agents, formula) = (self.grid, &self.categories, &self.agents, self.formula);
         let store = self.store.clone();
+        let tag = format!("{}/{partition}", stream.name());
         let replay_until = self
             .store
             .get(&read_key(stream, partition))
@@ -402,11 +432,17 @@ impl Intervals {
             .unwrap_or(0);
         self.parts.entry((stream, partition)).or_insert_with(|| Part {
             book: match stream {
-                Stream::Contact => Book::Queues(Box::new(QueueBook::with_key_store(
+                Stream::Contact => Book::Queues(Box::new(QueueBook::with_stores(
                     settings,
-                    Box::new(SledKeys::new(store, &format!("{}/{partition}", stream.name()))),
+                    Box::new(SledKeys::new(store.clone(), &tag)),
+                    Box::new(SledSent::new(store, &tag)),
                 ))),
-                Stream::AgentState => Book::Agents(Box::new(AgentBook::new(grid, categories.clone(), agents.clone()))),
+                Stream::AgentState => Book::Agents(Box::new(AgentBook::with_sent_store(
+                    grid,
+                    categories.clone(),
+                    agents.clone(),
+                    Box::new(SledSent::new(store, &tag)),
+                ))),
                 Stream::Interval => Book::Rows(Box::new(Rollup::new(grid.length, formula))),
                 _ => Book::Activity,
             },
@@ -417,6 +453,7 @@ impl Intervals {
             replay_until,
             pending: BTreeMap::new(),
             high: None,
+            end_seen: None,
         })
     }
 
@@ -554,13 +591,55 @@ impl Intervals {
         self.dead.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Closes every book and delivers what closed. False when the round was overtaken.
+    /// Fetches the end offsets of the partitions that have been idle `idle_close_seconds`, at
+    /// most once a second, all in one request: what [`Part::idle_for`] compares the read
+    /// position with. A failure means the broker cannot be reached: nothing is closed by the
+    /// wall clock until it answers again.
+    async fn probe_ends(&mut self) {
+        let idle_close = Duration::from_millis(self.grid.idle_close.max(0) as u64);
+        if self.last_probe.is_some_and(|t| t.elapsed() < END_PROBE_EVERY) {
+            return;
+        }
+        let mut tpl = TopicPartitionList::new();
+        for ((stream, partition), part) in &self.parts {
+            if *partition >= 0 && part.last_record.elapsed() >= idle_close {
+                let _ = tpl.add_partition_offset(self.topic_of(*stream), *partition, Offset::End);
+            }
+        }
+        if tpl.count() == 0 {
+            return;
+        }
+        self.last_probe = Some(Instant::now());
+        let consumer = self.consumer.clone();
+        let asked = Instant::now();
+        let answer = tokio::task::spawn_blocking(move || consumer.offsets_for_times(tpl, Duration::from_secs(2)))
+            .await
+            .expect("end offsets task");
+        match answer {
+            Ok(ends) => {
+                self.link.reached();
+                for e in ends.elements() {
+                    let (Offset::Offset(end), true) = (e.offset(), e.error().is_ok()) else { continue };
+                    let stream = self.stream_of(e.topic());
+                    if let Some(part) = self.parts.get_mut(&(stream, e.partition())) {
+                        part.end_seen = Some((asked, end));
+                    }
+                }
+            }
+            Err(e) => self.link.client_error("intervals end offsets", &e),
+        }
+    }
+
+    /// Closes every book, makes the keys of the rows about to be sent durable, then delivers
+    /// what closed. False when the round was overtaken.
     async fn close_and_deliver(&mut self, generation: u64) -> Result<bool, ConsumerError> {
+        self.probe_ends().await;
         let now = now_millis();
         let keys: Vec<(Stream, i32)> = self.parts.keys().cloned().collect();
+        let mut closed = Vec::new();
         for key in keys {
             let part = self.parts.get_mut(&key).expect("part");
-            let idle = part.last_record.elapsed().as_millis() as Millis;
+            let idle = part.idle_for();
             if part.next < part.replay_until && idle < self.grid.idle_close {
                 continue;
             }
@@ -589,6 +668,17 @@ impl Intervals {
                 Book::Activity => Default::default(),
             };
             self.passed_over(&key, passed);
+            if !queues.is_empty() || !agents.is_empty() || !rows.is_empty() {
+                closed.push((key, queues, agents, rows));
+            }
+        }
+        if closed.iter().any(|(_, q, a, _)| !q.is_empty() || !a.is_empty()) {
+            // The books wrote the keys of these reports' rows to the store: on disk before the
+            // WFM can hold the rows, so a rebuilt book knows to overwrite them.
+            let store = self.store.clone();
+            tokio::task::spawn_blocking(move || store.flush()).await.expect("checkpoint task")?;
+        }
+        for (key, queues, agents, rows) in closed {
             for r in queues {
                 if !self.send_intraday(&key, r.start, r.queue_rows, r.agent_queue_rows, Vec::new(), generation).await {
                     return Ok(false);
@@ -826,7 +916,7 @@ impl Intervals {
         }
         if tpl.count() > 0 {
             if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
-                tracing::warn!(error = %e, "interval offsets commit failed");
+                self.link.client_error("intervals offset commit", &e);
             }
         }
     }

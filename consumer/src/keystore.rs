@@ -1,12 +1,19 @@
-//! The dedup keys of cold intervals ([`acd_interval::keys`]) in the checkpoint store: one value
-//! per interval and spill (`ckeys/<topic>/<partition>/<interval>/<seq>`, 16 bytes a key), so a
-//! million keys cost a few hundred store entries, not a million. These keys are rebuilt from
-//! Kafka with their book, so they are written without a flush, and a book's keys are dropped
-//! when the book is created.
+//! What the interval books keep in the checkpoint store.
+//!
+//! - [`SledKeys`]: the dedup keys of cold intervals ([`acd_interval::keys`]): one value per
+//!   interval and spill (`ckeys/<stream>/<partition>/<interval>/<seq>`, 16 bytes a key), so a
+//!   million keys cost a few hundred store entries, not a million. These keys are rebuilt from
+//!   Kafka with their book, so they are written without a flush, and a book's keys are dropped
+//!   when the book is created.
+//! - [`SledSent`]: the keys of the rows each interval report carried
+//!   ([`acd_interval::sent`]), one value per interval (`sent/<stream>/<partition>/<interval>`).
+//!   These are what a rebuilt book cannot learn from Kafka, so they outlive every book; the
+//!   interval pipeline flushes them before it sends the reports that carry them.
 
 use std::collections::HashSet;
 
 use acd_interval::keys::KeyStore;
+use acd_interval::sent::{Sent, SentStore};
 use acd_schemas::time::Millis;
 
 use crate::checkpoint::Checkpoints;
@@ -92,6 +99,63 @@ impl KeyStore for SledKeys {
     }
 }
 
+/// The prefix of every interval's sent keys.
+pub const SENT_PREFIX: &str = "sent/";
+
+/// One book's sent keys, kept across books of the same partition.
+pub struct SledSent {
+    store: Checkpoints,
+    prefix: Vec<u8>,
+    /// Where the last `forget_before` cut: cutting again there finds nothing.
+    forgotten: Millis,
+}
+
+impl SledSent {
+    /// The sent keys of the book `tag` (stream and partition), as earlier books left them.
+    pub fn new(store: Checkpoints, tag: &str) -> SledSent {
+        SledSent { store, prefix: format!("{SENT_PREFIX}{tag}/").into_bytes(), forgotten: Millis::MIN }
+    }
+
+    fn interval_key(&self, start: Millis) -> Vec<u8> {
+        let mut k = self.prefix.clone();
+        k.extend_from_slice(&start_bytes(start));
+        k
+    }
+}
+
+impl SentStore for SledSent {
+    fn get(&mut self, start: Millis) -> Sent {
+        match self.store.get(&self.interval_key(start)) {
+            Ok(Some(v)) => Sent::from_bytes(&v).unwrap_or_else(|| {
+                tracing::error!(interval = start, "unreadable sent keys in the checkpoint store; ignored");
+                Sent::default()
+            }),
+            Ok(None) => Sent::default(),
+            Err(e) => {
+                tracing::error!(error = %e, "could not read sent keys");
+                Sent::default()
+            }
+        }
+    }
+
+    fn put(&mut self, start: Millis, sent: &Sent) {
+        // Flushed by the pipeline before the report that carries these rows is sent.
+        if let Err(e) = self.store.put(&self.interval_key(start), sent.to_bytes()) {
+            tracing::error!(error = %e, "could not keep sent keys");
+        }
+    }
+
+    fn forget_before(&mut self, start: Millis) {
+        if start <= self.forgotten {
+            return;
+        }
+        self.forgotten = start;
+        if let Err(e) = self.store.remove_range(&self.prefix, &self.interval_key(start)) {
+            tracing::error!(error = %e, "could not drop expired sent keys");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,6 +181,26 @@ mod tests {
         let mut again = SledKeys::new(store, "contacts/3");
         assert!(!again.contains(900_000, 4));
         drop((k, other, again));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn sent_keys_outlive_the_book_and_expire_by_interval() {
+        let dir = std::env::temp_dir().join(format!("acd-sent-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Checkpoints::open(&dir).unwrap();
+        let rows = Sent { agents: ["a".to_string()].into(), ..Sent::default() };
+        let mut s = SledSent::new(store.clone(), "agent-states/1");
+        s.put(-900_000, &rows);
+        s.put(900_000, &rows);
+        drop(s);
+        let mut again = SledSent::new(store.clone(), "agent-states/1");
+        assert_eq!(again.get(900_000), rows, "a new book of the partition sees them");
+        assert!(SledSent::new(store, "agent-states/2").get(900_000).is_empty(), "another partition's are its own");
+        again.forget_before(0);
+        assert!(again.get(-900_000).is_empty());
+        assert_eq!(again.get(900_000), rows);
+        drop(again);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

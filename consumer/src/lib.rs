@@ -68,6 +68,7 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> Result<(), ConsumerError> {
     let metrics = Registry::default();
+    let link = acd_core::link::KafkaLink::new(&metrics);
     let wfm = wfm::WfmClient::new(&cfg.wfm, metrics.clone());
     // Forwarding needs only its input and the dead-letter topic; it starts once those are seen
     // to, while the other topics are still being checked or created (creating a partition takes
@@ -94,9 +95,21 @@ pub async fn serve(
     };
     let ((), (), store) = tokio::try_join!(check_details(&cfg, &wfm, &shutdown), forwarding_topics, open_store)?;
     let agents = intervals::load_agent_map(&cfg)?;
-    let pipeline =
-        pipeline::Pipeline::new(cfg.clone(), wfm.clone(), store.clone(), metrics.clone(), shutdown.clone()).await?;
-    let admin = admin::spawn(listener, pipeline.board(), metrics.clone(), shutdown.clone());
+    let pipeline = pipeline::Pipeline::new(
+        cfg.clone(),
+        wfm.clone(),
+        store.clone(),
+        metrics.clone(),
+        link.clone(),
+        shutdown.clone(),
+    )
+    .await?;
+    {
+        let board = pipeline.board();
+        link.set_waiting(Box::new(move || waiting(&board.lock().expect("board"))));
+    }
+    let admin = admin::spawn(listener, pipeline.board(), metrics.clone(), link.clone(), shutdown.clone());
+    let probe = spawn_link_probe(&cfg, link.clone(), shutdown.clone())?;
     // The interval pipeline and the connection-state consumer, once their topics are there.
     let rest = {
         let (cfg, board, shutdown) = (cfg.clone(), pipeline.board(), shutdown.clone());
@@ -108,14 +121,14 @@ pub async fn serve(
             let t = std::time::Instant::now();
             acd_core::kafka::ensure(&cfg, &specs).await?;
             tracing::debug!(ms = t.elapsed().as_secs_f64() * 1e3, "interval and connection topics checked");
-            let (iv_cfg, iv_board, iv_shutdown) = (cfg.clone(), board.clone(), shutdown.clone());
+            let (iv_cfg, iv_board, iv_shutdown, iv_link) = (cfg.clone(), board.clone(), shutdown.clone(), link.clone());
             let (ready, interval_task) = run_on_own_thread(move || {
-                intervals::Intervals::new(iv_cfg, iv_wfm, iv_board, store, agents, metrics, iv_shutdown)
+                intervals::Intervals::new(iv_cfg, iv_wfm, iv_board, store, agents, metrics, iv_link, iv_shutdown)
             });
             ready
                 .await
                 .unwrap_or_else(|_| Err(ConsumerError::Refused("the interval pipeline did not start".into())))?;
-            let connections = connection::spawn(cfg, wfm, board, shutdown);
+            let connections = connection::spawn(cfg, wfm, board, link, shutdown);
             let result = interval_task.await.unwrap_or(Ok(()));
             let _ = connections.await;
             result
@@ -135,7 +148,52 @@ pub async fn serve(
     };
     let (result, rest_result) = tokio::join!(forward, rest);
     let _ = admin.await;
+    let _ = probe.await;
     result.and(rest_result)
+}
+
+/// What waits while Kafka is away, for the outage's reminder lines.
+fn waiting(b: &admin::Board) -> String {
+    let open: usize = b.open_intervals.values().map(|o| o.count).max().unwrap_or(0);
+    format!(
+        "{} agent states read and not yet delivered, {} open intervals in {} partitions",
+        b.agent_states_read.saturating_sub(b.agent_states_delivered + b.agent_states_duplicates),
+        open,
+        b.interval_partitions
+    )
+}
+
+/// While the Kafka link is down, asks the cluster for its metadata every second, so the end of
+/// an outage is seen (and logged once) even when no record is waiting to show it.
+fn spawn_link_probe(
+    cfg: &Config,
+    link: std::sync::Arc<acd_core::link::KafkaLink>,
+    shutdown: CancellationToken,
+) -> Result<tokio::task::JoinHandle<()>, ConsumerError> {
+    let client: rdkafka::consumer::BaseConsumer<acd_core::link::LinkContext> = acd_core::kafka::client_config(cfg)?
+        .create_with_context(acd_core::link::LinkContext { link: link.clone(), name: "probe" })?;
+    let client = std::sync::Arc::new(client);
+    Ok(tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            }
+            if !link.is_down() {
+                continue;
+            }
+            let c = client.clone();
+            let answered = tokio::task::spawn_blocking(move || {
+                use rdkafka::consumer::Consumer;
+                c.fetch_metadata(None, std::time::Duration::from_secs(2)).is_ok_and(|m| !m.brokers().is_empty())
+            })
+            .await
+            .unwrap_or(false);
+            if answered {
+                link.reached();
+            }
+        }
+    }))
 }
 
 /// Runs the interval pipeline on a thread and runtime of its own: its work is CPU-bound in long

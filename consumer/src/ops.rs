@@ -467,6 +467,17 @@ pub fn status_text(v: &Value) -> String {
         )),
         None => out.push_str("consumer: admin API not answering (is `consume` running?)\n"),
     }
+    if let Some(k) = v["consumer"].get("kafka").filter(|k| !k.is_null()) {
+        match k["state"].as_str() {
+            Some("DISCONNECTED") => out.push_str(&format!(
+                "kafka: DISCONNECTED since {} ({})\n",
+                k["since_utc"].as_str().unwrap_or("?"),
+                k["last_error"].as_str().unwrap_or("")
+            )),
+            Some(state) => out.push_str(&format!("kafka: {state}\n")),
+            None => {}
+        }
+    }
     if let Some(m) = v["consumer"]["open_intervals"].as_object().filter(|m| !m.is_empty()) {
         let parts: Vec<String> = m
             .iter()

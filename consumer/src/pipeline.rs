@@ -124,7 +124,10 @@ impl Committer {
                             let _ = tpl.add_partition_offset(&topic, partition, Offset::Offset(next));
                         }
                         if let Err(e) = consumer.commit(&tpl, CommitMode::Async) {
-                            tracing::warn!(error = %e, "offset commit failed; the checkpoint has them");
+                            consumer
+                                .context()
+                                .link
+                                .client_error("agent-states offset commit (the checkpoint has them)", &e);
                         }
                     }
                 }
@@ -194,6 +197,7 @@ impl Pipeline {
         wfm: WfmClient,
         store: Checkpoints,
         metrics: Registry,
+        link: Arc<acd_core::link::KafkaLink>,
         shutdown: CancellationToken,
     ) -> Result<Pipeline, ConsumerError> {
         let mut seen = Seen::new(cfg.interval.max_lateness_hours as i64 * 3_600_000);
@@ -212,7 +216,7 @@ impl Pipeline {
             // See the interval pipeline: without it a fast reader stalls ~1 s whenever the queue fills.
             .set("fetch.queue.backoff.ms", "5");
         let consumer: Arc<StreamConsumer<Ctx>> =
-            Arc::new(cc.create_with_context(Ctx::new(generation.clone(), "agent-states"))?);
+            Arc::new(cc.create_with_context(Ctx::new(generation.clone(), "agent-states", link.clone()))?);
         let fetched = Fetched::new(consumer.clone());
         consumer.subscribe(&[&cfg.topics.agent_state])?;
         let url = cfg.kafka.schema_registry_url.trim();
@@ -236,7 +240,7 @@ impl Pipeline {
         Ok(Pipeline {
             member,
             committer,
-            dlq: DeadLetters::new(&cfg)?,
+            dlq: DeadLetters::new(&cfg, link.clone())?,
             read: c("acd_agent_states_read_total", "Agent state records read from Kafka"),
             delivered: c("acd_agent_states_delivered_total", "Agent states accepted by the WFM"),
             duplicates: c("acd_agent_states_duplicates_total", "Agent states dropped as duplicates"),
@@ -380,7 +384,7 @@ impl Pipeline {
                         }
                     }
                     Err(e) => {
-                        tracing::warn!(error = %e, "kafka consumer error");
+                        self.consumer.context().link.client_error("agent-states", &e);
                         if !armed {
                             tokio::time::sleep(Duration::from_millis(100)).await;
                         }

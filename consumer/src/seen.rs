@@ -1,5 +1,5 @@
 //! Which agent states were already forwarded: the deduplication by (acdId, loginId, eventUtcTime)
-//! of CONTRACT section 6. Pure: no I/O, no clock.
+//! of docs/intervals.md. Pure: no I/O, no clock.
 //!
 //! In memory, each agent's admitted event times are kept sorted (8 bytes a state) for the
 //! lateness window. In the checkpoint store, each polled round adds one journal entry holding only

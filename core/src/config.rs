@@ -1,4 +1,4 @@
-//! The configuration of CONTRACT section 3: one TOML file, every key overridable by
+//! The configuration of docs/configuration.md: one TOML file, every key overridable by
 //! `ACD_BRIDGE__<SECTION>__<KEY>`, unknown keys refused with their path, secrets from files.
 //!
 //! Secrets are [`Secret`]s: they print as `***` in `Debug`, so no log line can carry them.
@@ -186,7 +186,7 @@ pub struct SlaConfig {
     pub formula: String,
 }
 
-/// The three service-level formulas of CONTRACT section 6.
+/// The three service-level formulas of docs/intervals.md.
 pub const SLA_FORMULAS: [&str; 3] = [
     "handled_within/received",
     "handled_within/(received-abandoned_within)",

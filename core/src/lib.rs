@@ -2,14 +2,16 @@
 //! metrics. Nothing here knows about intervals or the WFM.
 //!
 //! Layout:
-//! - [`config`]: the TOML file of CONTRACT section 3, `ACD_BRIDGE__…` overrides, secret files.
+//! - [`config`]: the TOML file of docs/configuration.md, `ACD_BRIDGE__…` overrides, secret files.
 //! - [`kafka`]: librdkafka clients built from the configuration, topic creation, the codec with
 //!   its schema-registry seam.
+//! - [`link`]: the Kafka connection state, logged once per change instead of once per failure.
 //! - [`metrics`]: counters and gauges rendered as Prometheus text.
 //! - [`shutdown`]: one cancellation token, fired by SIGINT or SIGTERM.
 
 pub mod config;
 pub mod kafka;
+pub mod link;
 pub mod metrics;
 pub mod shutdown;
 

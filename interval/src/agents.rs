@@ -13,6 +13,7 @@ use acd_schemas::wfm::{ActivityJson, AgentActivityEntry, AgentPerformanceRow};
 use crate::agent_map::AgentMap;
 use crate::categories::{Categories, Category};
 use crate::grid::{round_seconds, Closing, Grid};
+use crate::sent::{MemorySent, Sent, SentStore};
 use crate::Admit;
 
 /// One interval's agent rows and activity lists.
@@ -63,7 +64,7 @@ impl Texts {
 }
 
 /// The agent states of one partition.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct AgentBook {
     grid: Grid,
     categories: Categories,
@@ -76,13 +77,33 @@ pub struct AgentBook {
     /// Which intervals [`AgentBook::close`] returned, and which late states changed since.
     closing: Closing,
     /// What was returned for each closed interval: agents with a row, agents with a list; so a
-    /// recomputation that no longer produces them can overwrite them.
-    sent: BTreeMap<Millis, (BTreeSet<String>, BTreeSet<String>)>,
+    /// recomputation that no longer produces them can overwrite them, even in a rebuilt book
+    /// when the store outlives this one.
+    sent: SentBox,
+}
+
+/// The seam, with a `Debug` that does not look inside.
+struct SentBox(Box<dyn SentStore>);
+
+impl std::fmt::Debug for SentBox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SentStore")
+    }
 }
 
 impl AgentBook {
     /// An empty book.
     pub fn new(grid: Grid, categories: Categories, agents: AgentMap) -> AgentBook {
+        AgentBook::with_sent_store(grid, categories, agents, Box::new(MemorySent::default()))
+    }
+
+    /// An empty book that keeps the keys of the rows it returns in `sent` (see [`crate::sent`]).
+    pub fn with_sent_store(
+        grid: Grid,
+        categories: Categories,
+        agents: AgentMap,
+        sent: Box<dyn SentStore>,
+    ) -> AgentBook {
         AgentBook {
             grid,
             categories,
@@ -92,7 +113,7 @@ impl AgentBook {
             high: None,
             first_interval: None,
             closing: Closing::default(),
-            sent: BTreeMap::new(),
+            sent: SentBox(sent),
         }
     }
 
@@ -223,27 +244,29 @@ impl AgentBook {
                 });
             }
         }
-        // Rows and lists returned before that this computation no longer produces: overwrite.
-        let (rows_before, lists_before) = self.sent.remove(&start).unwrap_or_default();
+        // Rows and lists returned before (by this book or, through the store, by an earlier
+        // one) that this computation no longer produces: overwrite them.
+        let before = self.sent.0.get(start);
         let produced: BTreeSet<String> = performance.iter().map(|r| r.agent_value.clone()).collect();
-        for gone in rows_before.into_iter().filter(|a| !produced.contains(a)) {
-            performance.push(AgentPerformanceRow { agent_value: gone, ..AgentPerformanceRow::default() });
+        for gone in before.agents.iter().filter(|a| !produced.contains(*a)) {
+            performance.push(AgentPerformanceRow { agent_value: gone.clone(), ..AgentPerformanceRow::default() });
         }
         let listed: BTreeSet<String> = activity.iter().map(|e| e.agent_value.clone()).collect();
-        for gone in lists_before.into_iter().filter(|a| !listed.contains(a)) {
+        for gone in before.lists.iter().filter(|a| !listed.contains(*a)) {
             activity.push(AgentActivityEntry {
-                agent_value: gone,
+                agent_value: gone.clone(),
                 agent_id: String::new(),
                 user_name: String::new(),
                 agent_activity: Vec::new(),
             });
         }
-        let rows_now: BTreeSet<String> =
-            performance.iter().filter(|r| r.login_time > 0.0).map(|r| r.agent_value.clone()).collect();
-        let lists_now: BTreeSet<String> =
-            activity.iter().filter(|e| !e.agent_activity.is_empty()).map(|e| e.agent_value.clone()).collect();
-        if !rows_now.is_empty() || !lists_now.is_empty() {
-            self.sent.insert(start, (rows_now, lists_now));
+        let now = Sent {
+            agents: performance.iter().map(|r| r.agent_value.clone()).collect(),
+            lists: activity.iter().map(|e| e.agent_value.clone()).collect(),
+            ..Sent::default()
+        };
+        if now != before {
+            self.sent.0.put(start, &now);
         }
         if performance.is_empty() && activity.is_empty() {
             return None;
@@ -280,7 +303,7 @@ impl AgentBook {
                 }
             }
         }
-        self.sent.retain(|s, _| *s >= horizon);
+        self.sent.0.forget_before(horizon);
     }
 }
 
@@ -419,6 +442,40 @@ mod tests {
         let acts: Vec<_> = again.iter().filter(|r| r.start == t("10:00:00")).flat_map(|r| r.activity.clone()).collect();
         assert_eq!(acts[0].agent_activity[0].duration, 60_000);
         assert_eq!(b.add(&st("a", "10:06:00", "LOGOUT")), Admit::Duplicate);
+    }
+
+    #[test]
+    fn a_rebuilt_book_overwrites_a_row_an_earlier_book_delivered() {
+        // The first book closes 10:15 early (the wall-clock rule, its last states not read yet):
+        // agent a is logged in for all of it.
+        let store = crate::sent::SharedSent::default();
+        let new_book = || {
+            AgentBook::with_sent_store(
+                Grid::minutes(15),
+                Categories::default(),
+                AgentMap::default(),
+                Box::new(store.clone()),
+            )
+        };
+        let mut first = new_book();
+        first.add(&st("a", "10:05:00", "AVAIL"));
+        let early = first.close(60_000, t("10:32:30"));
+        assert_eq!(perf(&early, "10:15:00", "a").unwrap().login_time, 900.0);
+        drop(first);
+        // Rebuilt from Kafka with the complete input: a logged out at 10:13, so 10:15 has no row
+        // for a in the new figures; the store tells the new book the WFM holds one.
+        let mut rebuilt = new_book();
+        rebuilt.add(&st("a", "10:05:00", "AVAIL"));
+        rebuilt.add(&st("a", "10:13:00", "LOGOUT"));
+        let again = rebuilt.close(60_000, t("10:32:30"));
+        let zero = perf(&again, "10:15:00", "a").expect("a zero row for 10:15");
+        assert_eq!((zero.login_time, zero.ready_time, zero.not_ready_time), (0.0, 0.0, 0.0));
+        assert_eq!(perf(&again, "10:00:00", "a").unwrap().login_time, 480.0);
+        // Without the store the rebuilt book would not know: the row would stay at 900.
+        let mut forgetful = book();
+        forgetful.add(&st("a", "10:05:00", "AVAIL"));
+        forgetful.add(&st("a", "10:13:00", "LOGOUT"));
+        assert!(perf(&forgetful.close(60_000, t("10:32:30")), "10:15:00", "a").is_none());
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Event codes to the four categories of CONTRACT section 6 (case-insensitive, configurable).
+//! Event codes to the four categories of docs/intervals.md (case-insensitive, configurable).
 
 use rustc_hash::FxHashMap as HashMap;
 

@@ -3,7 +3,7 @@
 use acd_schemas::time::Millis;
 use serde::{Deserialize, Serialize};
 
-/// The interval grid and the timing rules of CONTRACT section 6.
+/// The interval grid and the timing rules of docs/intervals.md.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Grid {
     /// Interval length L.

@@ -1,4 +1,4 @@
-//! The interval arithmetic of CONTRACT section 6, When Contact Ended: events and "now" go in,
+//! The interval arithmetic of docs/intervals.md, When Contact Ended: events and "now" go in,
 //! the rows of closed intervals come out. No Kafka, no store, no clock, no I/O: the consumer
 //! feeds it and delivers what it returns, and this crate is tested on its own.
 //!
@@ -10,6 +10,8 @@
 //! - [`agents`]: agent states into login/ready/not-ready time and activity segments.
 //! - [`categories`] and [`agent_map`]: event codes to categories, loginIds to agent values.
 //! - [`rollup`]: pre-aggregated half-interval rows summed into whole ones.
+//! - [`sent`]: the keys of the rows returned per interval, behind a store seam, so that a
+//!   recomputation (even by a rebuilt book) overwrites a row it no longer produces.
 //!
 //! One book ([`queues::QueueBook`], [`agents::AgentBook`]) serves one input partition: its
 //! watermark is that partition's. A late event re-opens the intervals it changes, which are then
@@ -23,6 +25,7 @@ pub mod grid;
 pub mod keys;
 pub mod queues;
 pub mod rollup;
+pub mod sent;
 pub mod sla;
 
 pub use grid::Grid;

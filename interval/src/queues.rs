@@ -11,6 +11,7 @@ use acd_schemas::wfm::{AgentQueueRow, QueueRow};
 
 use crate::grid::{Closing, Grid};
 use crate::keys::{KeyStore, Keys, MemoryKeys, HOT_INTERVALS};
+use crate::sent::{MemorySent, Sent, SentStore};
 use crate::sla::Formula;
 use crate::Admit;
 
@@ -95,6 +96,17 @@ pub struct QueueBook {
     closing: Closing,
     /// The horizon of the last prune: pruning again before it moves finds nothing.
     pruned_at: Millis,
+    /// The queue and agent-queue rows returned per interval (see [`crate::sent`]).
+    sent: SentBox,
+}
+
+/// The seam, with a `Debug` that does not look inside.
+struct SentBox(Box<dyn SentStore>);
+
+impl std::fmt::Debug for SentBox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SentStore")
+    }
 }
 
 /// Two SipHash digests of the contact's identity, over domain-separated inputs, as one
@@ -147,6 +159,13 @@ impl QueueBook {
 
     /// An empty book whose cold dedup keys go to `store`.
     pub fn with_key_store(settings: QueueSettings, store: Box<dyn KeyStore>) -> QueueBook {
+        QueueBook::with_stores(settings, store, Box::new(MemorySent::default()))
+    }
+
+    /// An empty book whose cold dedup keys go to `keys` and the keys of its returned rows to
+    /// `sent`.
+    pub fn with_stores(settings: QueueSettings, keys: Box<dyn KeyStore>, sent: Box<dyn SentStore>) -> QueueBook {
+        let store = keys;
         QueueBook {
             settings,
             counted: Keys::new(store),
@@ -159,6 +178,7 @@ impl QueueBook {
             high: None,
             closing: Closing::default(),
             pruned_at: Millis::MIN,
+            sent: SentBox(sent),
         }
     }
 
@@ -289,7 +309,7 @@ impl QueueBook {
 
     /// The rows of interval `start`: every queue with a contact in it, and a zero row for every
     /// queue that had its first contact before and a contact within `zero_fill` of its end.
-    fn report(&self, start: Millis) -> Option<QueueReport> {
+    fn report(&mut self, start: Millis) -> Option<QueueReport> {
         let end = self.settings.grid.end_of(start);
         let formula = self.settings.formula;
         let mut queue_rows = Vec::new();
@@ -353,6 +373,42 @@ impl QueueBook {
             })
             .collect();
         agent_queue_rows.sort_by(|a, b| (&a.queue_value, &a.agent_value).cmp(&(&b.queue_value, &b.agent_value)));
+        // Rows returned before (by this book or, through the store, by an earlier one) that this
+        // computation no longer produces, such as a zero-filled queue a rebuilt book has not
+        // heard of: sent again as zero rows.
+        let before = self.sent.0.get(start);
+        let produced: std::collections::BTreeSet<&str> = queue_rows.iter().map(|r| r.queue_value.as_str()).collect();
+        let mut zero_rows = Vec::new();
+        for (queue, (name, outbound)) in before.queues.iter().filter(|(q, _)| !produced.contains(q.as_str())) {
+            zero_rows.push(QueueRow {
+                queue_value: queue.clone(),
+                queue_name: name.clone(),
+                is_outbound: *outbound,
+                svc_lvl_pct: formula.percent(0, 0, 0),
+                ..QueueRow::default()
+            });
+        }
+        queue_rows.extend(zero_rows);
+        let produced: std::collections::BTreeSet<(&str, &str)> =
+            agent_queue_rows.iter().map(|r| (r.queue_value.as_str(), r.agent_value.as_str())).collect();
+        let mut zero_rows = Vec::new();
+        for (queue, agent) in before.agent_queues.iter().filter(|(q, a)| !produced.contains(&(q.as_str(), a.as_str())))
+        {
+            zero_rows.push(AgentQueueRow {
+                queue_value: queue.clone(),
+                agent_value: agent.clone(),
+                ..AgentQueueRow::default()
+            });
+        }
+        agent_queue_rows.extend(zero_rows);
+        let now = Sent {
+            queues: queue_rows.iter().map(|r| (r.queue_value.clone(), (r.queue_name.clone(), r.is_outbound))).collect(),
+            agent_queues: agent_queue_rows.iter().map(|r| (r.queue_value.clone(), r.agent_value.clone())).collect(),
+            ..Sent::default()
+        };
+        if now != before {
+            self.sent.0.put(start, &now);
+        }
         if queue_rows.is_empty() && agent_queue_rows.is_empty() {
             return None;
         }
@@ -375,6 +431,7 @@ impl QueueBook {
             }
             self.pruned_at = horizon;
             self.counted.forget_before(horizon);
+            self.sent.0.forget_before(horizon);
             self.cells.retain(|(s, _), _| *s >= horizon);
             self.agent_cells.retain(|(s, _, _), _| *s >= horizon);
         }

@@ -1,4 +1,4 @@
-//! The push-ingest HTTP API of CONTRACT section 4.
+//! The push-ingest HTTP API of docs/push-api.md.
 //!
 //! Order of checks: token (401), content type (415), body size (413), validation of every item
 //! (400, nothing published), then publish and answer `202 {"accepted": n}` once Kafka has

@@ -3,7 +3,7 @@
 //! Layout:
 //! - [`publisher`]: encodes records and publishes a batch, answering only once Kafka has
 //!   acknowledged every record (idempotent producer, `acks=all`), or not at all within a deadline.
-//! - [`ingest`]: the push-ingest HTTP API (CONTRACT section 4): auth, content type, size limit,
+//! - [`ingest`]: the push-ingest HTTP API (docs/push-api.md): auth, content type, size limit,
 //!   whole-request validation, `202` after the acknowledgement.
 //! - [`readiness`]: whether Kafka answers, for `/readyz` and the connectors.
 //! - [`status`]: each connector's connection state on `topics.connector_status`.

@@ -1,4 +1,4 @@
-//! The rules of the push-ingest API (CONTRACT section 4), applied to records as they are read
+//! The rules of the push-ingest API (docs/push-api.md), applied to records as they are read
 //! back from Kafka. A record that decodes but breaks them was written around the ingest API; the
 //! consumer dead-letters it as `invalid` instead of counting it. Each check names the first
 //! field at fault, in the JSON spelling an integrator knows.

@@ -703,7 +703,7 @@ mod tests {
     use super::*;
 
     fn sample(name: &str) -> Vec<u8> {
-        std::fs::read(format!("{}/../../shared/samples/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+        std::fs::read(format!("{}/../tests/fixtures/wfm/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
     }
 
     #[test]

@@ -117,8 +117,13 @@ pub struct Setup {
 
 impl Setup {
     pub fn new(name: &str) -> Setup {
+        Setup::on(name, &bootstrap())
+    }
+
+    /// A setup whose processes talk to `brokers` (a broker of the test's own, say).
+    pub fn on(name: &str, brokers: &str) -> Setup {
         Setup {
-            brokers: bootstrap(),
+            brokers: brokers.to_string(),
             prefix: unique(name),
             ingest_port: free_port(),
             admin_port: free_port(),
@@ -370,7 +375,66 @@ pub fn end_offsets(brokers: &str, topic: &str) -> i64 {
         .sum()
 }
 
-/// The repository's shared samples.
+/// One of the WFM API's example bodies (`tests/fixtures/wfm/`).
 pub fn sample(name: &str) -> String {
-    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/samples").join(name)).unwrap()
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/wfm").join(name)).unwrap()
+}
+
+/// A single-node broker of one test's own (`scripts/kafka` on a free port), for tests that kill
+/// it; its data is wiped when dropped.
+pub struct OwnBroker {
+    pub port: u16,
+}
+
+impl OwnBroker {
+    pub fn start() -> OwnBroker {
+        // The broker takes the port, its controller the next one.
+        let port = loop {
+            let p = free_port();
+            if p < 65_000 && TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
+                break p;
+            }
+        };
+        let b = OwnBroker { port };
+        b.run("start");
+        b
+    }
+
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn run(&self, cmd: &str) {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/kafka");
+        let out = Command::new(script).args([cmd, "--port", &self.port.to_string()]).output().unwrap();
+        assert!(out.status.success(), "scripts/kafka {cmd}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// SIGKILLs the broker and waits until it is gone.
+    pub fn kill9(&self) {
+        let home = std::env::var("ACD_KAFKA_HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join(".kafka"));
+        let pid: i32 = std::fs::read_to_string(home.join(self.port.to_string()).join("broker.pid"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        unsafe {
+            libc_kill(pid, 9);
+        }
+        poll("the broker gone", Duration::from_secs(30), || (unsafe { libc_kill(pid, 0) } != 0).then_some(()));
+    }
+
+    /// Starts it again on the same data.
+    pub fn restart(&self) {
+        self.run("start");
+    }
+}
+
+impl Drop for OwnBroker {
+    fn drop(&mut self) {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/kafka");
+        let _ = Command::new(script).args(["wipe", "--port", &self.port.to_string()]).output();
+    }
 }

@@ -1,4 +1,4 @@
-//! `acd-bridge wfm-sim`: the WFM API of CONTRACT section 5 as a real HTTP server, for local runs,
+//! `acd-bridge wfm-sim`: the WFM API of docs/wfm-api.md as a real HTTP server, for local runs,
 //! the demo and tests.
 //!
 //! It is strict where a real WFM is: access-key tokens and rotating refresh tokens with
