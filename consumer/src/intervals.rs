@@ -175,13 +175,11 @@ impl Intervals {
     pub async fn new(
         cfg: Config,
         wfm: WfmClient,
-        board: crate::admin::SharedBoard,
         store: Checkpoints,
         agents: AgentMap,
-        metrics: acd_core::metrics::Registry,
-        link: Arc<acd_core::link::KafkaLink>,
-        shutdown: CancellationToken,
+        shared: crate::Shared,
     ) -> Result<Intervals, ConsumerError> {
+        let crate::Shared { board, metrics, link, shutdown } = shared;
         // Spilled dedup keys belong to books of the last run; books are rebuilt from Kafka.
         store.remove_range(crate::keystore::PREFIX.as_bytes(), b"ckeys0")?;
         let generation = Arc::new(AtomicU64::new(0));

@@ -33,6 +33,16 @@ use acd_core::kafka::TopicSpec;
 use acd_core::metrics::Registry;
 use tokio_util::sync::CancellationToken;
 
+/// What the parts of a running `consume` share: the status board, the metrics, the Kafka
+/// connection state and the shutdown signal.
+#[derive(Clone)]
+pub struct Shared {
+    pub board: admin::SharedBoard,
+    pub metrics: Registry,
+    pub link: std::sync::Arc<acd_core::link::KafkaLink>,
+    pub shutdown: CancellationToken,
+}
+
 /// Errors that stop `consume`.
 #[derive(Debug, thiserror::Error)]
 pub enum ConsumerError {
@@ -123,7 +133,8 @@ pub async fn serve(
             tracing::debug!(ms = t.elapsed().as_secs_f64() * 1e3, "interval and connection topics checked");
             let (iv_cfg, iv_board, iv_shutdown, iv_link) = (cfg.clone(), board.clone(), shutdown.clone(), link.clone());
             let (ready, interval_task) = run_on_own_thread(move || {
-                intervals::Intervals::new(iv_cfg, iv_wfm, iv_board, store, agents, metrics, iv_link, iv_shutdown)
+                let shared = Shared { board: iv_board, metrics, link: iv_link, shutdown: iv_shutdown };
+                intervals::Intervals::new(iv_cfg, iv_wfm, store, agents, shared)
             });
             ready
                 .await

@@ -189,8 +189,11 @@ impl ClientContext for LinkContext {
 /// [`ClientContext::log`] for contexts that report to a link.
 pub fn log_through(link: &KafkaLink, name: &str, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
     use rdkafka::config::RDKafkaLogLevel::*;
+    // Lines that say a broker cannot be reached (or stopped answering) start an outage; during
+    // one, every warning is part of it and goes into the reminder, not the log.
+    let lost = matches!(fac, "FAIL" | "REQTMOUT" | "SESSTMOUT" | "ERROR");
     match level {
-        Emerg | Alert | Critical | Error | Warning if fac == "FAIL" => link.failed(name, &message),
+        Emerg | Alert | Critical | Error | Warning if lost || link.is_down() => link.failed(name, &message),
         Emerg | Alert | Critical | Error => tracing::error!(target: "librdkafka", "librdkafka: {fac} {message}"),
         Warning => tracing::warn!(target: "librdkafka", "librdkafka: {fac} {message}"),
         Notice => tracing::info!(target: "librdkafka", "librdkafka: {fac} {message}"),

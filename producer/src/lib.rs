@@ -50,7 +50,8 @@ pub async fn serve(
 ) -> Result<(), ProducerError> {
     let metrics = Registry::default();
     acd_core::kafka::ensure_topics(&cfg, &cfg.topics.inputs()).await?;
-    let publisher = Arc::new(publisher::Publisher::new(&cfg, metrics.clone()).await?);
+    let link = acd_core::link::KafkaLink::new(&metrics);
+    let publisher = Arc::new(publisher::Publisher::new(&cfg, metrics.clone(), link).await?);
     let ready = readiness::spawn(publisher.clone(), metrics.clone(), shutdown.clone());
     tracing::info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "ingest API listening");
     let statuses = status::Statuses::default();

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use acd_core::config::Config;
+use acd_core::link::KafkaLink;
 use acd_core::metrics::Registry;
 use acd_schemas::{ingest::Parsed, Codec, Stream};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
@@ -74,10 +75,21 @@ impl Acks {
     }
 }
 
-/// Routes each delivery report to the [`Acks`] of its publish.
-pub struct Deliveries;
+/// Routes each delivery report to the [`Acks`] of its publish, and librdkafka's connection
+/// failures to the process's [`KafkaLink`] (one log line per outage, not one per retry).
+pub struct Deliveries {
+    link: Arc<KafkaLink>,
+}
 
-impl ClientContext for Deliveries {}
+impl ClientContext for Deliveries {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+        acd_core::link::log_through(&self.link, "producer", level, fac, message)
+    }
+
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        acd_core::link::error_through(&self.link, "producer", error, reason)
+    }
+}
 
 impl ProducerContext for Deliveries {
     type DeliveryOpaque = Arc<Acks>;
@@ -101,14 +113,23 @@ pub struct Publisher {
 
 impl Publisher {
     /// An idempotent producer and the codec for `cfg`.
-    pub async fn new(cfg: &Config, metrics: Registry) -> Result<Publisher, acd_core::kafka::KafkaError> {
-        let producer = Arc::new(acd_core::kafka::producer_config(cfg)?.create_with_context(Deliveries)?);
+    pub async fn new(
+        cfg: &Config,
+        metrics: Registry,
+        link: Arc<KafkaLink>,
+    ) -> Result<Publisher, acd_core::kafka::KafkaError> {
+        let producer = Arc::new(acd_core::kafka::producer_config(cfg)?.create_with_context(Deliveries { link })?);
         let codec = acd_core::kafka::codec(cfg).await?;
         let topics = cfg.topics.clone();
         let published = Stream::ALL.map(|s| {
             metrics.counter("acd_producer_records_total", "Records acknowledged by Kafka", &[("stream", s.name())])
         });
         Ok(Publisher { producer, codec, topics, published })
+    }
+
+    /// The Kafka connection state its client reports to.
+    pub fn link(&self) -> &Arc<KafkaLink> {
+        &self.producer.context().link
     }
 
     /// The librdkafka client, for readiness probes.

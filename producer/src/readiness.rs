@@ -36,13 +36,17 @@ pub fn spawn(publisher: Arc<Publisher>, metrics: Registry, shutdown: Cancellatio
     tokio::spawn(async move {
         loop {
             let p = publisher.clone();
-            let ok = tokio::task::spawn_blocking(move || {
-                p.producer().client().fetch_metadata(None, Duration::from_secs(3)).is_ok()
+            let answer = tokio::task::spawn_blocking(move || {
+                p.producer().client().fetch_metadata(None, Duration::from_secs(3)).map(|_| ())
             })
             .await
-            .unwrap_or(false);
-            if ok {
-                r.last_ok.store(now_millis(), Ordering::Relaxed);
+            .expect("readiness probe");
+            match answer {
+                Ok(()) => {
+                    r.last_ok.store(now_millis(), Ordering::Relaxed);
+                    publisher.link().reached();
+                }
+                Err(e) => publisher.link().client_error("readiness probe", &e),
             }
             gauge.store(r.ready() as i64, Ordering::Relaxed);
             tokio::select! {
