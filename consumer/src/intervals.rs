@@ -1087,6 +1087,31 @@ mod tests {
     }
 
     #[test]
+    fn idle_counts_only_when_read_to_an_end_fetched_after_the_last_record() {
+        let long_ago = Instant::now() - Duration::from_secs(60);
+        let mut part = Part {
+            book: Book::Activity,
+            last_record: long_ago,
+            next: 100,
+            by_interval: BTreeMap::new(),
+            noted: None,
+            replay_until: 0,
+            pending: BTreeMap::new(),
+            high: None,
+            end_seen: None,
+        };
+        assert_eq!(part.idle_for(), 0, "no end fetched: the broker may be unreachable");
+        part.end_seen = Some((long_ago - Duration::from_secs(1), 100));
+        assert_eq!(part.idle_for(), 0, "an end fetched before the last record says nothing");
+        part.end_seen = Some((Instant::now(), 120));
+        assert_eq!(part.idle_for(), 0, "records are waiting: not idle, behind");
+        part.end_seen = Some((Instant::now(), 100));
+        assert!(part.idle_for() >= 60_000, "read to the end: idle since the last record");
+        part.end_seen = Some((Instant::now() - END_FRESH_FOR, 100));
+        assert_eq!(part.idle_for(), 0, "an end fetched too long ago (the broker may be gone since)");
+    }
+
+    #[test]
     fn activity_requests_are_cut_by_rows_and_by_bytes_never_inside_a_list() {
         let cfg = Config::default();
         let grid = Grid::minutes(15);
