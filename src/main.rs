@@ -145,7 +145,7 @@ fn finish(result: anyhow::Result<()>) -> ExitCode {
 }
 
 async fn dlq(cfg: Config, action: DlqAction) -> ExitCode {
-    use acd_consumer::ops;
+    use acd_consumer::tools::dlq as ops;
     if let DlqAction::Redrive { reason, offsets, dry_run, force } = action {
         let opts = ops::RedriveOptions { reason, offsets, dry_run, force };
         return match ops::redrive(&cfg, &opts, |line| println!("redrive {line}")).await {
@@ -164,11 +164,11 @@ async fn dlq(cfg: Config, action: DlqAction) -> ExitCode {
             Err(e) => finish(Err(e.into())),
         };
     }
-    let result = tokio::task::spawn_blocking(move || -> Result<(), ops::OpsError> {
+    let result = tokio::task::spawn_blocking(move || -> Result<(), acd_consumer::tools::OpsError> {
         match action {
             DlqAction::List { reason, kind, since, json } => {
                 let since_ms = match since.as_deref().map(acd_schemas::time::parse_rfc3339) {
-                    Some(Err(e)) => return Err(ops::OpsError::Usage(format!("--since: {e}"))),
+                    Some(Err(e)) => return Err(acd_consumer::tools::OpsError::Usage(format!("--since: {e}"))),
                     Some(Ok(t)) => Some(t),
                     None => None,
                 };
@@ -199,7 +199,7 @@ async fn dlq(cfg: Config, action: DlqAction) -> ExitCode {
     .expect("dlq task");
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(acd_consumer::ops::OpsError::Usage(m)) => {
+        Err(acd_consumer::tools::OpsError::Usage(m)) => {
             eprintln!("acd-bridge: {m}");
             ExitCode::from(2)
         }
@@ -250,10 +250,10 @@ async fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            let out = tokio::task::spawn_blocking(move || acd_consumer::ops::status(&cfg)).await;
+            let out = tokio::task::spawn_blocking(move || acd_consumer::status::report::status(&cfg)).await;
             match out.expect("status task") {
                 Ok(v) if json => println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default()),
-                Ok(v) => print!("{}", acd_consumer::ops::status_text(&v)),
+                Ok(v) => print!("{}", acd_consumer::status::report::status_text(&v)),
                 Err(e) => return finish(Err(e.into())),
             }
             ExitCode::SUCCESS
@@ -285,8 +285,8 @@ async fn main() -> ExitCode {
             {
                 return usage(&format!("--streams: unknown stream {bad:?} (intraday, agent-activity, agent-states)"));
             }
-            let opts = acd_consumer::replay::ReplayOptions { from, to, streams, dry_run };
-            match acd_consumer::replay::replay(&cfg, &opts, |line| println!("replay: {line}")).await {
+            let opts = acd_consumer::tools::replay::ReplayOptions { from, to, streams, dry_run };
+            match acd_consumer::tools::replay::replay(&cfg, &opts, |line| println!("replay: {line}")).await {
                 Ok(s) => {
                     println!(
                         "replay: {} records read, {} intervals, {} requests sent, {} refused, {} agent states sent{}",

@@ -338,6 +338,10 @@ fn an_instance_joining_and_one_leaving_mid_stream_lose_nothing() {
     let twice = every_state_delivered(&stack, &expected, Duration::from_secs(180));
     let first_log = stack.consume.as_ref().unwrap().log();
     assert!(first_log.contains("partitions revoked"), "the first instance gave partitions up: {first_log}");
+    assert!(
+        first_log.contains("checkpointed offsets committed before the partitions were released"),
+        "the first instance committed what it had checkpointed before letting its partitions go: {first_log}"
+    );
     let second = second.unwrap();
     let delivered2 = poll("the second instance's status", Duration::from_secs(30), || {
         status_of(admin2)?["agent_states_delivered"].as_u64()

@@ -143,4 +143,14 @@ fn confluent_wire_format_end_to_end_and_both_framings_read() {
     let mut logins: Vec<&str> = got.iter().map(|s| s["loginId"].as_str().unwrap()).collect();
     logins.sort();
     assert_eq!(logins, ["r1", "r2", "r3"]);
+    // Connector status records are written in the registry's framing too, and `consume` reads
+    // them with the codec it builds from the same configuration: the ACD's state reaches the WFM.
+    let status = setup.topic("acd.connector-status.v1");
+    poll("a connector status record", Duration::from_secs(90), || {
+        read_topic(&setup.brokers, &status).into_iter().find(|r| r.1.first() == Some(&0)).map(|_| ())
+    });
+    poll("the ACD's connection state at the WFM", Duration::from_secs(90), || {
+        let s: Value = http().get(setup.wfm("/sim/state")).send().ok()?.json().ok()?;
+        s["connection"].as_array()?.iter().find(|c| c["acdId"] == "east" && c["status"] == "CONNECTED").map(|_| ())
+    });
 }

@@ -86,11 +86,6 @@ impl Checkpoints {
     }
 }
 
-/// The key of a partition's next offset.
-pub fn offset_key(topic: &str, partition: i32) -> Vec<u8> {
-    format!("offset/{topic}/{partition}").into_bytes()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

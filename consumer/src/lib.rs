@@ -1,31 +1,27 @@
 //! The consumer side of acd-bridge: Kafka in, WFM API out, exactly as counted.
 //!
-//! Layout:
-//! - [`pipeline`]: the consumer-group loop: poll a batch, decode, deduplicate, deliver,
-//!   checkpoint, then commit offsets. It never commits an offset past work that is neither
+//! Layout (each folder one idea; dependencies run one way, down this list):
+//! - [`forwarding`]: agent states to the WFM in real time: read, deduplicate ([`forwarding::seen`]),
+//!   post in rounds, checkpoint, then commit. It never commits past work that is neither
 //!   delivered nor checkpointed.
-//! - [`seen`]: which agent states were already forwarded (pure).
-//! - [`classify`] and [`retry`]: what an HTTP outcome means, and how long to wait.
-//! - [`wfm`]: the WFM API client with its token life cycle.
-//! - [`connection`]: ACD connector state from `topics.connector_status` to the WFM.
-//! - [`keystore`]: contact dedup keys of cold intervals, in the checkpoint store.
-//! - [`checkpoint`]: the sled seam; [`dlq`]: the dead-letter topic; [`admin`]: `/healthz`,
-//!   `/readyz`, `/metrics`, `/status`.
+//! - [`intervals`]: the interval pipeline: books per partition (the `acd-interval` library),
+//!   rebuild offsets, what the store keeps for them ([`intervals::keystore`]), and the one way to
+//!   cut interval reports into requests ([`intervals::requests`]).
+//! - [`wfm`]: the WFM API client, what an answer means, backoff, and delivery with retries.
+//! - [`deadletter`]: the dead-letter topic: typed reasons and kinds, one place that writes,
+//!   counts and logs each letter.
+//! - [`kafka`]: librdkafka group membership and per-partition record queues.
+//! - [`checkpoint`]: the sled seam.
+//! - [`status`]: the board, the admin API, the ACD connection state, `acd-bridge status`.
+//! - [`tools`]: `acd-bridge dlq` and `acd-bridge replay`.
 
-pub mod admin;
 pub mod checkpoint;
-pub mod classify;
-pub mod connection;
-pub mod delivery;
-pub mod dlq;
-pub mod group;
+pub mod deadletter;
+pub mod forwarding;
 pub mod intervals;
-pub mod keystore;
-pub mod ops;
-pub mod pipeline;
-pub mod replay;
-pub mod retry;
-pub mod seen;
+pub mod kafka;
+pub mod status;
+pub mod tools;
 pub mod wfm;
 
 use acd_core::config::Config;
@@ -37,9 +33,13 @@ use tokio_util::sync::CancellationToken;
 /// connection state and the shutdown signal.
 #[derive(Clone)]
 pub struct Shared {
-    pub board: admin::SharedBoard,
+    pub board: status::SharedBoard,
     pub metrics: Registry,
     pub link: std::sync::Arc<acd_core::link::KafkaLink>,
+    /// The one dead-letter writer of the process.
+    pub dlq: std::sync::Arc<deadletter::DeadLetters>,
+    /// The one Avro codec of the process, built from the configuration (schema registry or not).
+    pub codec: std::sync::Arc<acd_schemas::Codec>,
     pub shutdown: CancellationToken,
 }
 
@@ -105,24 +105,30 @@ pub async fn serve(
     };
     let ((), (), store) = tokio::try_join!(check_details(&cfg, &wfm, &shutdown), forwarding_topics, open_store)?;
     let agents = intervals::load_agent_map(&cfg)?;
-    let pipeline = pipeline::Pipeline::new(
-        cfg.clone(),
-        wfm.clone(),
-        store.clone(),
-        metrics.clone(),
-        link.clone(),
-        shutdown.clone(),
-    )
-    .await?;
+    let board = std::sync::Arc::new(std::sync::Mutex::new(status::Board {
+        group_id: cfg.consumer.group_id.clone(),
+        ..status::Board::default()
+    }));
+    let dlq = std::sync::Arc::new(deadletter::DeadLetters::new(&cfg, link.clone(), metrics.clone(), shutdown.clone())?);
+    let codec = acd_core::kafka::codec(&cfg).await?;
+    let shared = Shared {
+        codec,
+        board: board.clone(),
+        metrics: metrics.clone(),
+        link: link.clone(),
+        dlq: dlq.clone(),
+        shutdown: shutdown.clone(),
+    };
+    let pipeline = forwarding::Pipeline::new(cfg.clone(), wfm.clone(), store.clone(), shared.clone()).await?;
     {
-        let board = pipeline.board();
+        let board = board.clone();
         link.set_waiting(Box::new(move || waiting(&board.lock().expect("board"))));
     }
-    let admin = admin::spawn(listener, pipeline.board(), metrics.clone(), link.clone(), shutdown.clone());
+    let admin = status::http::spawn(listener, board.clone(), metrics.clone(), link.clone(), shutdown.clone());
     let probe = spawn_link_probe(&cfg, link.clone(), shutdown.clone())?;
     // The interval pipeline and the connection-state consumer, once their topics are there.
     let rest = {
-        let (cfg, board, shutdown) = (cfg.clone(), pipeline.board(), shutdown.clone());
+        let (cfg, board, shutdown) = (cfg.clone(), board.clone(), shutdown.clone());
         let iv_wfm = wfm.with_own_connections(&cfg.wfm);
         async move {
             let other =
@@ -131,15 +137,13 @@ pub async fn serve(
             let t = std::time::Instant::now();
             acd_core::kafka::ensure(&cfg, &specs).await?;
             tracing::debug!(ms = t.elapsed().as_secs_f64() * 1e3, "interval and connection topics checked");
-            let (iv_cfg, iv_board, iv_shutdown, iv_link) = (cfg.clone(), board.clone(), shutdown.clone(), link.clone());
-            let (ready, interval_task) = run_on_own_thread(move || {
-                let shared = Shared { board: iv_board, metrics, link: iv_link, shutdown: iv_shutdown };
-                intervals::Intervals::new(iv_cfg, iv_wfm, store, agents, shared)
-            });
+            let (iv_cfg, iv_shared) = (cfg.clone(), shared.clone());
+            let (ready, interval_task) =
+                run_on_own_thread(move || intervals::Intervals::new(iv_cfg, iv_wfm, store, agents, iv_shared));
             ready
                 .await
                 .unwrap_or_else(|_| Err(ConsumerError::Refused("the interval pipeline did not start".into())))?;
-            let connections = connection::spawn(cfg, wfm, board, link, shutdown);
+            let connections = status::connections::spawn(cfg, wfm, board, link, shared.codec.clone(), shutdown);
             let result = interval_task.await.unwrap_or(Ok(()));
             let _ = connections.await;
             result
@@ -164,7 +168,7 @@ pub async fn serve(
 }
 
 /// What waits while Kafka is away, for the outage's reminder lines.
-fn waiting(b: &admin::Board) -> String {
+fn waiting(b: &status::Board) -> String {
     let open: usize = b.open_intervals.values().map(|o| o.count).max().unwrap_or(0);
     format!(
         "{} agent states read and not yet delivered, {} open intervals in {} partitions",
@@ -272,7 +276,8 @@ fn lower_priority() {
 /// Refuses to run when the WFM counts intervals of another length. A WFM that cannot be reached
 /// is waited for (with backoff), since that is an outage, not a misconfiguration.
 async fn check_details(cfg: &Config, wfm: &wfm::WfmClient, shutdown: &CancellationToken) -> Result<(), ConsumerError> {
-    let mut schedule = retry::Schedule::new(std::time::Duration::from_millis(200), std::time::Duration::from_secs(30));
+    let mut schedule =
+        wfm::retry::Schedule::new(std::time::Duration::from_millis(200), std::time::Duration::from_secs(30));
     loop {
         match wfm.details().await {
             Ok(d) if d.interval_minutes != cfg.interval.minutes => {

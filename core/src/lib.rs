@@ -16,3 +16,16 @@ pub mod metrics;
 pub mod shutdown;
 
 pub use config::{Config, ConfigError, Secret};
+
+/// At most `n` bytes of `s`, cut at a character boundary: for error texts and headers of
+/// bounded size.
+pub fn truncate(s: &str, n: usize) -> &str {
+    if s.len() <= n {
+        return s;
+    }
+    let mut end = n;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}

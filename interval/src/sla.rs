@@ -2,10 +2,33 @@
 
 use serde::{Deserialize, Serialize};
 
-/// `sla.formula`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// The three formulas as the configuration writes them.
+pub const FORMULAS: [&str; 3] = [
+    "handled_within/received",
+    "handled_within/(received-abandoned_within)",
+    "(handled_within+abandoned_within)/received",
+];
+
+impl TryFrom<String> for Formula {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Formula, String> {
+        Formula::parse(&text).ok_or_else(|| format!("must be one of {FORMULAS:?}, is {text:?}"))
+    }
+}
+
+impl From<Formula> for String {
+    fn from(f: Formula) -> String {
+        f.text().to_string()
+    }
+}
+
+/// `sla.formula`, read once from the configuration's text (and written back as that text).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub enum Formula {
     /// `handled_within/received`
+    #[default]
     HandledOverReceived,
     /// `handled_within/(received-abandoned_within)`
     HandledOverReceivedLessShortAbandons,
@@ -21,6 +44,15 @@ impl Formula {
             "handled_within/(received-abandoned_within)" => Some(Formula::HandledOverReceivedLessShortAbandons),
             "(handled_within+abandoned_within)/received" => Some(Formula::HandledAndShortAbandonsOverReceived),
             _ => None,
+        }
+    }
+
+    /// The configuration's text for it.
+    pub fn text(self) -> &'static str {
+        match self {
+            Formula::HandledOverReceived => FORMULAS[0],
+            Formula::HandledOverReceivedLessShortAbandons => FORMULAS[1],
+            Formula::HandledAndShortAbandonsOverReceived => FORMULAS[2],
         }
     }
 

@@ -14,6 +14,8 @@
 //! offsets by whoever owns them now. Delivery is therefore at least once; a state is sent twice
 //! only when a crash or rebalance falls between the WFM's answer and the checkpoint.
 
+pub mod seen;
+
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -21,7 +23,6 @@ use std::time::Duration;
 
 use acd_core::config::Config;
 use acd_core::kafka::Registry as SchemaRegistry;
-use acd_core::metrics::Registry;
 use acd_schemas::records::{AgentState, AgentStateRef};
 use acd_schemas::time::{format_millis, now_millis, Millis};
 use acd_schemas::wfm::AgentStateJson;
@@ -31,13 +32,13 @@ use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
-use crate::admin::{Board, PartitionStatus, SharedBoard};
-use crate::checkpoint::{offset_key, Checkpoints};
-use crate::classify::{classify, Outcome};
-use crate::delivery::{deliver, Delivery, Waiter};
-use crate::dlq::{DeadLetter, DeadLetters};
-use crate::group::{owned, serve_events, Ctx, Fetched, Member};
-use crate::seen::Seen;
+use crate::checkpoint::Checkpoints;
+use crate::deadletter::{input_letter, DeadLetter, DeadLetters, Kind, Reason};
+use crate::forwarding::seen::Seen;
+use crate::kafka::group::{owned, serve_events, Ctx, Fetched, Member};
+use crate::status::{PartitionStatus, SharedBoard};
+use crate::wfm::classify::{classify, Outcome};
+use crate::wfm::delivery::{deliver, Delivery, Waiter};
 use crate::wfm::WfmClient;
 use crate::ConsumerError;
 
@@ -119,6 +120,9 @@ impl Committer {
                             // The partitions are someone else's now; the group keeps its offsets.
                             continue;
                         }
+                        for (partition, next) in &offsets {
+                            consumer.context().note_checkpointed(&topic, *partition, *next);
+                        }
                         let mut tpl = TopicPartitionList::new();
                         for (partition, next) in offsets {
                             let _ = tpl.add_partition_offset(&topic, partition, Offset::Offset(next));
@@ -166,7 +170,7 @@ pub struct Pipeline {
     wfm: WfmClient,
     store: Checkpoints,
     seen: Seen,
-    dlq: DeadLetters,
+    dlq: Arc<DeadLetters>,
     codec: Arc<Codec>,
     schema_registry: Option<SchemaRegistry>,
     /// Records read while paused, with the rebalance generation they were read in, to be
@@ -182,7 +186,6 @@ pub struct Pipeline {
     read: Arc<AtomicU64>,
     delivered: Arc<AtomicU64>,
     duplicates: Arc<AtomicU64>,
-    dead: Arc<AtomicU64>,
     latency: Vec<Arc<AtomicU64>>,
     latency_count: Arc<AtomicU64>,
     latency_sum: Arc<AtomicU64>,
@@ -196,12 +199,13 @@ impl Pipeline {
         cfg: Config,
         wfm: WfmClient,
         store: Checkpoints,
-        metrics: Registry,
-        link: Arc<acd_core::link::KafkaLink>,
-        shutdown: CancellationToken,
+        shared: crate::Shared,
     ) -> Result<Pipeline, ConsumerError> {
+        let crate::Shared { board, metrics, link, dlq, codec, shutdown } = shared;
+        // Next offsets were once kept in the store too; Kafka alone keeps them now.
+        store.remove_range(b"offset/", b"offset0")?;
         let mut seen = Seen::new(cfg.interval.max_lateness_hours as i64 * 3_600_000);
-        seen.load(store.scan(crate::seen::PREFIX)?);
+        seen.load(store.scan(crate::forwarding::seen::PREFIX)?);
         tracing::info!(remembered = seen.len(), state_dir = %cfg.consumer.state_dir, "checkpoint loaded");
         let generation = Arc::new(AtomicU64::new(0));
         let mut cc = acd_core::kafka::client_config(&cfg)?;
@@ -221,8 +225,6 @@ impl Pipeline {
         consumer.subscribe(&[&cfg.topics.agent_state])?;
         let url = cfg.kafka.schema_registry_url.trim();
         let schema_registry = (!url.is_empty()).then(|| SchemaRegistry::new(url));
-        let codec = acd_core::kafka::codec(&cfg).await?;
-        let board = Arc::new(Mutex::new(Board { group_id: cfg.consumer.group_id.clone(), ..Board::default() }));
         let c = |name: &str, help: &str| metrics.counter(name, help, &[]);
         let latency = LATENCY_BUCKETS
             .iter()
@@ -240,11 +242,10 @@ impl Pipeline {
         Ok(Pipeline {
             member,
             committer,
-            dlq: DeadLetters::new(&cfg, link.clone())?,
+            dlq,
             read: c("acd_agent_states_read_total", "Agent state records read from Kafka"),
             delivered: c("acd_agent_states_delivered_total", "Agent states accepted by the WFM"),
             duplicates: c("acd_agent_states_duplicates_total", "Agent states dropped as duplicates"),
-            dead: c("acd_dead_letters_total", "Records written to the dead-letter topic"),
             latency_count: c("acd_agent_state_latency_ms_count", "Agent states with a measured latency"),
             latency_sum: c("acd_agent_state_latency_ms_sum", "Sum of measured latencies, ms"),
             latency,
@@ -420,8 +421,12 @@ impl Pipeline {
         let mut next_offsets: BTreeMap<i32, i64> = BTreeMap::new();
         let mut fresh: Vec<Item> = Vec::with_capacity(batch.len());
         self.read.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        let mut held = std::collections::HashSet::new();
         for p in batch {
             let (partition, offset) = p.position();
+            if held.contains(&partition) {
+                continue;
+            }
             next_offsets.insert(partition, offset + 1);
             let item = match p {
                 Polled::State { item, .. } => item,
@@ -429,15 +434,18 @@ impl Pipeline {
                     let usable = match self.decode(m.payload().unwrap_or_default()).await {
                         Ok(s) => acd_schemas::check::agent_state(&s)
                             .map(|()| self.slab.item(&s.as_ref()))
-                            .map_err(|e| ("invalid", e.to_string())),
-                        Err(e) => Err(("undecodable", e.to_string())),
+                            .map_err(|e| (Reason::Invalid, e.to_string())),
+                        Err(e) => Err((Reason::Undecodable, e.to_string())),
                     };
                     match usable {
                         Ok(item) => item,
                         Err((reason, e)) => {
-                            self.dlq.send(&input_letter(&m, reason, &e)).await;
-                            self.dead.fetch_add(1, Ordering::Relaxed);
-                            tracing::warn!(topic = m.topic(), partition, offset, reason, error = %e, "unusable record dead-lettered");
+                            if !self.dlq.send(&input_letter(&m, reason, &e)).await {
+                                // Shutting down before it was written: the partition's offset
+                                // stays before it, so it is read (and dead-lettered) again.
+                                held.insert(partition);
+                                next_offsets.insert(partition, offset);
+                            }
                             continue;
                         }
                     }
@@ -473,14 +481,15 @@ impl Pipeline {
                 }
                 let (wfm, attempts) = (self.wfm.clone(), self.cfg.wfm.max_attempts);
                 let mut waiter = PollingWaiter { pipeline: self, generation };
-                match deliver(&wfm, attempts, &path, &body, &mut waiter).await {
+                match deliver(&wfm, attempts, &path, &body, Kind::AgentStates, &mut waiter).await {
                     Delivery::Done => self.accepted(chunk),
                     Delivery::DeadLetter(letter) => {
                         let letter =
-                            DeadLetter { key: format!("agent-states/{}", format_millis(chunk[0].time)), ..letter }
-                                .header("dlq.kind", "agent-states");
-                        self.dlq.send(&letter).await;
-                        self.dead.fetch_add(1, Ordering::Relaxed);
+                            DeadLetter { key: format!("agent-states/{}", format_millis(chunk[0].time)), ..letter };
+                        if !self.dlq.send(&letter).await {
+                            self.abandon().await?;
+                            return Ok(false);
+                        }
                     }
                     Delivery::Abandoned => {
                         self.abandon().await?;
@@ -489,11 +498,10 @@ impl Pipeline {
                 }
             }
         }
-        // The dedup journal and the next offsets, in one flushed write.
-        let mut writes = self.seen.take_writes();
-        for (partition, next) in &next_offsets {
-            writes.push((offset_key(&self.cfg.topics.agent_state, *partition), Some(next.to_le_bytes().to_vec())));
-        }
+        // The dedup journal, flushed before the offsets it covers are committed. (The offsets
+        // themselves live in Kafka only: a restart that re-reads past a lost commit finds every
+        // state in the journal.)
+        let writes = self.seen.take_writes();
         self.committer.submit(Job::Commit { writes, offsets: next_offsets, generation }).await;
         Ok(true)
     }
@@ -515,7 +523,7 @@ impl Pipeline {
         // Forget what this round admitted: reload the last checkpoint, once it is all written.
         self.committer.drain().await?;
         let mut seen = Seen::new(self.cfg.interval.max_lateness_hours as i64 * 3_600_000);
-        seen.load(self.store.scan(crate::seen::PREFIX)?);
+        seen.load(self.store.scan(crate::forwarding::seen::PREFIX)?);
         self.seen = seen;
         // Keep what was read from the new assignment.
         let now = self.generation.load(Ordering::SeqCst);
@@ -553,7 +561,7 @@ impl Pipeline {
         b.agent_states_read = self.read.load(Ordering::Relaxed);
         b.agent_states_delivered = self.delivered.load(Ordering::Relaxed);
         b.agent_states_duplicates = self.duplicates.load(Ordering::Relaxed);
-        b.dead_letters = self.dead.load(Ordering::Relaxed);
+        b.dead_letters = self.dlq.total();
         let last = self.wfm.last_success.load(Ordering::Relaxed);
         b.wfm_last_success_utc = (last > 0).then(|| format_millis(last));
         let failures = self.wfm.failures_in_a_row.load(Ordering::Relaxed);
@@ -760,18 +768,6 @@ fn states_body(chunk: &[Item]) -> Vec<u8> {
     }
     body.extend_from_slice(b"]}");
     body
-}
-
-/// A dead letter for an input record that cannot be used.
-fn input_letter(m: &OwnedMessage, reason: &str, error: &str) -> DeadLetter {
-    let key = m.key().map(|k| String::from_utf8_lossy(k).into_owned()).unwrap_or_default();
-    DeadLetter { key, value: m.payload().unwrap_or_default().to_vec(), headers: Vec::new() }
-        .header("dlq.reason", reason)
-        .header("dlq.kind", "input")
-        .header("dlq.error", error)
-        .header("dlq.source.topic", m.topic())
-        .header("dlq.source.partition", m.partition().to_string())
-        .header("dlq.source.offset", m.offset().to_string())
 }
 
 /// Every five seconds: committed offsets, high watermarks and lag of the assigned partitions.

@@ -10,8 +10,10 @@
 //! complete input. The checkpoint store remembers a hash of each report delivered, so a rebuild
 //! does not send again what the WFM already has; the figures never depend on it.
 
+pub mod keystore;
+pub mod requests;
+
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,19 +29,20 @@ use acd_interval::{Admit, Grid};
 use acd_schemas::check::{self, Invalid};
 use acd_schemas::records::{AgentActivity, IntervalRow};
 use acd_schemas::time::{format_millis, now_millis, Millis};
-use acd_schemas::wfm::{ActivityJson, AgentActivityEntry, AgentActivityReport, IntradayReport, ReportData};
+use acd_schemas::wfm::{AgentActivityEntry, AgentPerformanceRow, AgentQueueRow, QueueRow};
 use acd_schemas::{Codec, CodecError, Stream};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Message, OwnedMessage};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
-use crate::admin::OpenIntervals;
 use crate::checkpoint::Checkpoints;
-use crate::delivery::{deliver, Delivery, Waiter};
-use crate::dlq::{DeadLetter, DeadLetters};
-use crate::group::{serve_events, Ctx, Fetched, FetchedMessage, Member};
-use crate::keystore::{SledKeys, SledSent};
+use crate::deadletter::{self, DeadLetter, DeadLetters, Kind, Reason};
+use crate::intervals::keystore::{SledKeys, SledSent};
+use crate::intervals::requests::{Post, Requests, Sent};
+use crate::kafka::group::{serve_events, Ctx, Fetched, FetchedMessage, Member};
+use crate::status::OpenIntervals;
+use crate::wfm::delivery::{deliver, Delivery, Waiter};
 use crate::wfm::WfmClient;
 use crate::ConsumerError;
 
@@ -139,7 +142,7 @@ pub struct Intervals {
     member: Member,
     wfm: WfmClient,
     store: Checkpoints,
-    dlq: DeadLetters,
+    dlq: Arc<DeadLetters>,
     codec: Arc<Codec>,
     parts: HashMap<(Stream, i32), Part>,
     /// The rebalance generation the books were built in.
@@ -149,7 +152,6 @@ pub struct Intervals {
     shutdown: CancellationToken,
     reports: Arc<AtomicU64>,
     skipped: Arc<AtomicU64>,
-    dead: Arc<AtomicU64>,
     read: Arc<AtomicU64>,
     metrics: acd_core::metrics::Registry,
     /// Queues seen in contacts and in pre-aggregated rows: a queue should be fed one way.
@@ -158,7 +160,12 @@ pub struct Intervals {
     warned_both: std::collections::HashSet<String>,
     /// Hashes of reports delivered this round, written with one flush at the end of the round.
     delivered: Vec<crate::checkpoint::Write>,
-    board: crate::admin::SharedBoard,
+    /// True when a dead letter of this round could not be written (shutting down): the round's
+    /// offsets are not committed.
+    unsettled: bool,
+    /// How reports become requests.
+    requests: Requests,
+    board: crate::status::SharedBoard,
     /// The Kafka connection state, which the end-offset probes report to.
     link: Arc<acd_core::link::KafkaLink>,
     /// When the end offsets of idle partitions were last fetched.
@@ -179,9 +186,9 @@ impl Intervals {
         agents: AgentMap,
         shared: crate::Shared,
     ) -> Result<Intervals, ConsumerError> {
-        let crate::Shared { board, metrics, link, shutdown } = shared;
+        let crate::Shared { board, metrics, link, dlq, codec, shutdown } = shared;
         // Spilled dedup keys belong to books of the last run; books are rebuilt from Kafka.
-        store.remove_range(crate::keystore::PREFIX.as_bytes(), b"ckeys0")?;
+        store.remove_range(crate::intervals::keystore::PREFIX.as_bytes(), b"ckeys0")?;
         let generation = Arc::new(AtomicU64::new(0));
         let mut cc = acd_core::kafka::client_config(&cfg)?;
         cc.set("group.id", group_id(&cfg))
@@ -200,15 +207,12 @@ impl Intervals {
         let fetched = Fetched::new(consumer.clone());
         let t = &cfg.topics;
         consumer.subscribe(&[&t.contact, &t.agent_state, &t.interval, &t.agent_activity])?;
-        let mut grid = Grid::minutes(cfg.interval.minutes as i64);
-        grid.grace = cfg.interval.grace_seconds as i64 * 1000;
-        grid.idle_close = cfg.interval.idle_close_seconds as i64 * 1000;
-        grid.max_lateness = cfg.interval.max_lateness_hours as i64 * 3_600_000;
-        let formula = Formula::parse(&cfg.sla.formula).unwrap_or(Formula::HandledOverReceived);
+        let grid = requests::grid(&cfg);
+        let formula = cfg.sla.formula;
         let c = |name: &str, help: &str| metrics.counter(name, help, &[]);
         Ok(Intervals {
-            dlq: DeadLetters::new(&cfg, link.clone())?,
-            codec: acd_core::kafka::codec(&cfg).await?,
+            dlq,
+            codec,
             grid,
             formula,
             categories: Categories::default(),
@@ -228,13 +232,14 @@ impl Intervals {
                 "acd_interval_reports_unchanged_total",
                 "Reports not sent again after a rebuild: the WFM has them",
             ),
-            dead: c("acd_interval_dead_letters_total", "Interval reports and inputs dead-lettered"),
             read: c("acd_interval_records_read_total", "Records read by the interval pipeline"),
             metrics: metrics.clone(),
             fed_by_contacts: Default::default(),
             fed_by_rows: Default::default(),
             warned_both: Default::default(),
             delivered: Vec::new(),
+            unsettled: false,
+            requests: Requests::new(&cfg),
             board,
             link,
             last_probe: None,
@@ -278,7 +283,7 @@ impl Intervals {
                 let store = self.store.clone();
                 tokio::task::spawn_blocking(move || store.commit(hashes)).await.expect("checkpoint task")?;
             }
-            if settled {
+            if settled && !std::mem::take(&mut self.unsettled) {
                 self.commit(generation);
             }
             tracing::debug!(
@@ -568,7 +573,7 @@ impl Intervals {
         part.next = offset + 1;
         part.last_record = now;
         match admit {
-            Ok(Admit::TooLate) => self.input_letter(m, "too-late", "event older than max_lateness_hours").await,
+            Ok(Admit::TooLate) => self.input_letter(m, Reason::TooLate, "event older than max_lateness_hours").await,
             // An unusable agent state is dead-lettered once, by the forwarding pipeline.
             Err(_) if stream == Stream::AgentState => {}
             Err((reason, e)) => self.input_letter(m, reason, &e).await,
@@ -576,17 +581,10 @@ impl Intervals {
         }
     }
 
-    async fn input_letter<M: Message>(&self, m: &M, reason: &str, error: &str) {
-        let key = m.key().map(|k| String::from_utf8_lossy(k).into_owned()).unwrap_or_default();
-        let letter = DeadLetter { key, value: m.payload().unwrap_or_default().to_vec(), headers: Vec::new() }
-            .header("dlq.reason", reason)
-            .header("dlq.kind", "input")
-            .header("dlq.error", error)
-            .header("dlq.source.topic", m.topic())
-            .header("dlq.source.partition", m.partition().to_string())
-            .header("dlq.source.offset", m.offset().to_string());
-        self.dlq.send(&letter).await;
-        self.dead.fetch_add(1, Ordering::Relaxed);
+    async fn input_letter<M: Message>(&mut self, m: &M, reason: Reason, error: &str) {
+        if !self.dlq.send(&deadletter::input_letter(m, reason, error)).await {
+            self.unsettled = true;
+        }
     }
 
     /// Fetches the end offsets of the partitions that have been idle `idle_close_seconds`, at
@@ -718,112 +716,6 @@ impl Intervals {
             .fetch_add(n, Ordering::Relaxed);
     }
 
-    fn intraday_body(
-        &self,
-        start: Millis,
-        queue_report: Vec<acd_schemas::wfm::QueueRow>,
-        agent_queue_report: Vec<acd_schemas::wfm::AgentQueueRow>,
-        agent_system_performance_report: Vec<acd_schemas::wfm::AgentPerformanceRow>,
-    ) -> Vec<u8> {
-        let data = ReportData { queue_report, agent_queue_report, agent_system_performance_report };
-        intraday_body(&self.cfg, &self.grid, start, data)
-    }
-
-    /// Sends an interval's rows in requests of at most `max_rows_per_request`, a queue's rows
-    /// together; a refused request of several queues is sent again one queue at a time so that
-    /// only the refused queue is dead-lettered.
-    async fn send_intraday(
-        &mut self,
-        key: &(Stream, i32),
-        start: Millis,
-        queues: Vec<acd_schemas::wfm::QueueRow>,
-        agent_queues: Vec<acd_schemas::wfm::AgentQueueRow>,
-        agents: Vec<acd_schemas::wfm::AgentPerformanceRow>,
-        generation: u64,
-    ) -> bool {
-        let max = self.cfg.wfm.max_rows_per_request.max(1);
-        // Group a queue's rows.
-        let mut groups: Vec<(String, Vec<_>, Vec<_>)> = Vec::new();
-        for q in queues {
-            let aq: Vec<_> = agent_queues.iter().filter(|a| a.queue_value == q.queue_value).cloned().collect();
-            groups.push((q.queue_value.clone(), vec![q], aq));
-        }
-        let grouped: std::collections::BTreeSet<String> = groups.iter().map(|g| g.0.clone()).collect();
-        for a in agent_queues.iter().filter(|a| !grouped.contains(&a.queue_value)) {
-            groups.push((a.queue_value.clone(), Vec::new(), vec![a.clone()]));
-        }
-        let mut requests: Vec<Vec<(String, Vec<_>, Vec<_>)>> = Vec::new();
-        let mut rows = 0;
-        for g in groups {
-            let n = g.1.len() + g.2.len();
-            if requests.is_empty() || rows + n > max {
-                requests.push(Vec::new());
-                rows = 0;
-            }
-            rows += n;
-            requests.last_mut().expect("request").push(g);
-        }
-        let path = self.wfm.paths().intraday.clone();
-        for (i, req) in requests.into_iter().enumerate() {
-            let (q, aq): (Vec<_>, Vec<_>) =
-                (req.iter().flat_map(|g| g.1.clone()).collect(), req.iter().flat_map(|g| g.2.clone()).collect());
-            let body = self.intraday_body(start, q, aq, Vec::new());
-            let tag = format!("intraday/{}/{}/{start}/q{i}", key.0.name(), key.1);
-            match self.send(&path, start, &body, &tag, generation).await {
-                Sent::Done => {}
-                Sent::Abandoned => return false,
-                Sent::Refused(letter) if req.len() > 1 => {
-                    let _ = letter;
-                    for g in req {
-                        let body = self.intraday_body(start, g.1, g.2, Vec::new());
-                        let tag = format!("intraday/{}/{}/{start}/q/{}", key.0.name(), key.1, g.0);
-                        match self.send(&path, start, &body, &tag, generation).await {
-                            Sent::Done => {}
-                            Sent::Abandoned => return false,
-                            Sent::Refused(letter) => self.dead_letter(letter, "intraday", start, &g.0).await,
-                        }
-                    }
-                }
-                Sent::Refused(letter) => {
-                    let queue = req.first().map(|g| g.0.clone()).unwrap_or_default();
-                    self.dead_letter(letter, "intraday", start, &queue).await;
-                }
-            }
-        }
-        for (i, chunk) in agents.chunks(max).enumerate() {
-            let body = self.intraday_body(start, Vec::new(), Vec::new(), chunk.to_vec());
-            let tag = format!("intraday/{}/{}/{start}/a{i}", key.0.name(), key.1);
-            match self.send(&path, start, &body, &tag, generation).await {
-                Sent::Done => {}
-                Sent::Abandoned => return false,
-                Sent::Refused(letter) => self.dead_letter(letter, "intraday", start, "agents").await,
-            }
-        }
-        true
-    }
-
-    async fn send_activity(
-        &mut self,
-        key: &(Stream, i32),
-        start: Millis,
-        lists: Vec<AgentActivityEntry>,
-        generation: u64,
-    ) -> bool {
-        let path = self.wfm.paths().agent_activity.clone();
-        let max = self.cfg.wfm.max_rows_per_request.max(1);
-        for (i, (body, agent)) in activity_bodies(&self.cfg, &self.grid, start, &lists, max).into_iter().enumerate() {
-            let tag = format!("activity/{}/{}/{start}/{i}", key.0.name(), key.1);
-            match self.send(&path, start, &body, &tag, generation).await {
-                Sent::Done => {}
-                Sent::Abandoned => return false,
-                Sent::Refused(letter) => {
-                    self.dead_letter(letter, "agent-activity", start, &agent).await;
-                }
-            }
-        }
-        true
-    }
-
     async fn deliver_rows(&mut self, rows: &[IntervalRow], stream: Stream, partition: i32) {
         let generation = self.generation.load(Ordering::SeqCst);
         let mut by_start: BTreeMap<Millis, (Vec<_>, Vec<_>, Vec<_>)> = BTreeMap::new();
@@ -834,30 +726,51 @@ impl Intervals {
             e.2.extend(r.agent_performance.clone());
         }
         for (start, (q, aq, a)) in by_start {
-            self.send_intraday(&(stream, partition), start, q, aq, a, generation).await;
+            if !self.send_intraday(&(stream, partition), start, q, aq, a, generation).await {
+                return;
+            }
         }
+    }
+
+    /// One interval's intraday rows, through [`requests::send_intraday`]. False when abandoned.
+    async fn send_intraday(
+        &mut self,
+        key: &(Stream, i32),
+        start: Millis,
+        queues: Vec<QueueRow>,
+        agent_queues: Vec<AgentQueueRow>,
+        agents: Vec<AgentPerformanceRow>,
+        generation: u64,
+    ) -> bool {
+        let list = self.requests.intraday(start, queues, agent_queues, agents);
+        let (requests, path) = (self.requests.clone(), self.wfm.paths().intraday.clone());
+        let tag = format!("intraday/{}/{}/{start}", key.0.name(), key.1);
+        requests::send_intraday(&mut Poster { pipeline: self, generation }, &requests, &path, &tag, start, list).await
+    }
+
+    /// One interval's activity lists, through [`requests::send_activity`]. False when abandoned.
+    async fn send_activity(
+        &mut self,
+        key: &(Stream, i32),
+        start: Millis,
+        lists: Vec<AgentActivityEntry>,
+        generation: u64,
+    ) -> bool {
+        let (requests, path) = (self.requests.clone(), self.wfm.paths().agent_activity.clone());
+        let tag = format!("activity/{}/{}/{start}", key.0.name(), key.1);
+        requests::send_activity(&mut Poster { pipeline: self, generation }, &requests, &path, &tag, start, &lists).await
     }
 
     async fn deliver_activity_record(&mut self, a: &AgentActivity) {
         let generation = self.generation.load(Ordering::SeqCst);
-        let entry = activity_entry(a);
+        let entry = requests::activity_entry(a);
         let key = (Stream::AgentActivity, -1);
         self.send_activity(&key, a.start_date, vec![entry], generation).await;
     }
 
-    async fn dead_letter(&self, letter: DeadLetter, kind: &str, start: Millis, what: &str) {
-        let letter = DeadLetter { key: format!("{kind}/{}/{what}", format_millis(start)), ..letter }
-            .header("dlq.kind", kind)
-            .header("dlq.interval.start", format_millis(start));
-        self.dlq.send(&letter).await;
-        self.dead.fetch_add(1, Ordering::Relaxed);
-    }
-
     /// Sends unless the same body was delivered before (a rebuild recomputing what the WFM has).
-    async fn send(&mut self, path: &str, start: Millis, body: &[u8], tag: &str, generation: u64) -> Sent {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        body.hash(&mut h);
-        let hash = h.finish().to_le_bytes().to_vec();
+    async fn send(&mut self, path: &str, start: Millis, body: &[u8], kind: Kind, tag: &str, generation: u64) -> Sent {
+        let hash = report_hash(body).to_le_bytes().to_vec();
         let key = format!("delivered/{tag}").into_bytes();
         let pending = self.delivered.iter().rev().find(|(k, _)| *k == key).map(|(_, v)| v.clone());
         let stored = match pending {
@@ -871,7 +784,7 @@ impl Intervals {
         }
         let (wfm, attempts) = (self.wfm.clone(), self.cfg.wfm.max_attempts);
         let mut waiter = IntervalWaiter { pipeline: self, generation };
-        match deliver(&wfm, attempts, path, body, &mut waiter).await {
+        match deliver(&wfm, attempts, path, body, kind, &mut waiter).await {
             Delivery::Done => {
                 self.reports.fetch_add(1, Ordering::Relaxed);
                 self.delivered.push((key, Some(hash)));
@@ -928,10 +841,33 @@ impl Intervals {
     }
 }
 
-enum Sent {
-    Done,
-    Refused(DeadLetter),
-    Abandoned,
+/// How the pipeline posts a report: skipped when its delivered hash matches, retried with the
+/// partitions paused, dead-lettered through the process's one writer.
+struct Poster<'a> {
+    pipeline: &'a mut Intervals,
+    generation: u64,
+}
+
+impl Post for Poster<'_> {
+    async fn post(&mut self, path: &str, start: Millis, body: &[u8], kind: Kind, tag: &str) -> Sent {
+        self.pipeline.send(path, start, body, kind, tag, self.generation).await
+    }
+
+    async fn refused(&mut self, letter: DeadLetter, start: Millis, what: &str) -> bool {
+        let sent = self.pipeline.dlq.send(&requests::report_letter(letter, start, what)).await;
+        if !sent {
+            // Shutting down before the letter was written: the round is not committed, and the
+            // report is computed and refused again after the restart.
+            self.pipeline.unsettled = true;
+        }
+        sent
+    }
+}
+
+/// A hash of a report body whose value is fixed by its definition (64-bit FNV-1a), not by the
+/// Rust release: the delivered hashes in the store must still match after an upgrade.
+pub fn report_hash(body: &[u8]) -> u64 {
+    body.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ *b as u64).wrapping_mul(0x0000_0100_0000_01b3))
 }
 
 struct IntervalWaiter<'a> {
@@ -947,88 +883,6 @@ impl Waiter for IntervalWaiter<'_> {
     fn settled(&mut self) {
         self.pipeline.resume();
     }
-}
-
-/// The intraday request body for one interval's rows.
-/// The most bytes one agent-activity request carries, unless one agent's list alone is longer.
-pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
-
-/// One interval's activity lists as request bodies: at most `max_rows` agents and
-/// [`MAX_REQUEST_BYTES`] a request, each agent's list whole. Each body comes with its first
-/// agent, for the dead-letter key.
-pub fn activity_bodies(
-    cfg: &Config,
-    grid: &Grid,
-    start: Millis,
-    lists: &[AgentActivityEntry],
-    max_rows: usize,
-) -> Vec<(Vec<u8>, String)> {
-    let head = serde_json::to_vec(&AgentActivityReport {
-        acd_type: cfg.wfm.acd_type.clone(),
-        report_version: cfg.wfm.report_version.clone(),
-        start_date: format_millis(start),
-        end_date: format_millis(grid.end_of(start)),
-        report_data: Vec::new(),
-    })
-    .expect("report serialises");
-    // `...,"reportData":[]}`: entries go between the brackets.
-    let (prefix, suffix) = head.split_at(head.len() - 2);
-    let mut out = Vec::new();
-    let mut body: Vec<u8> = Vec::new();
-    let (mut rows, mut first) = (0, String::new());
-    for entry in lists {
-        let item = serde_json::to_vec(entry).expect("entry serialises");
-        if rows > 0 && (rows >= max_rows.max(1) || body.len() + item.len() + suffix.len() > MAX_REQUEST_BYTES) {
-            body.extend_from_slice(suffix);
-            out.push((std::mem::take(&mut body), std::mem::take(&mut first)));
-            rows = 0;
-        }
-        if rows == 0 {
-            body.extend_from_slice(prefix);
-            first = entry.agent_value.clone();
-        } else {
-            body.push(b',');
-        }
-        body.extend_from_slice(&item);
-        rows += 1;
-    }
-    if rows > 0 {
-        body.extend_from_slice(suffix);
-        out.push((body, first));
-    }
-    out
-}
-
-/// An activity record from the ACD as the WFM's list entry.
-pub fn activity_entry(a: &AgentActivity) -> AgentActivityEntry {
-    AgentActivityEntry {
-        agent_value: a.agent_value.clone(),
-        agent_id: a.agent_id.clone(),
-        user_name: a.user_name.clone(),
-        agent_activity: a
-            .agent_activity
-            .iter()
-            .map(|s| ActivityJson {
-                state: s.state.clone(),
-                start_time: format_millis(s.start_time),
-                duration: s.duration,
-                reason: s.reason.clone(),
-            })
-            .collect(),
-    }
-}
-
-pub fn intraday_body(cfg: &Config, grid: &Grid, start: Millis, report_data: ReportData) -> Vec<u8> {
-    serde_json::to_vec(&IntradayReport {
-        acd_type: cfg.wfm.acd_type.clone(),
-        report_version: cfg.wfm.report_version.clone(),
-        start_date: format_millis(start),
-        end_date: format_millis(grid.end_of(start)),
-        status: "SUCCESS".into(),
-        status_reason: String::new(),
-        report_data,
-    })
-    .expect("report serialises")
 }
 
 /// Reads `[agents] map_file`, if set.
@@ -1055,35 +909,25 @@ enum Rec<'c> {
 }
 
 /// Why an input record cannot be used: the dead-letter reason and the error.
-type Unusable = (&'static str, String);
+type Unusable = (Reason, String);
 
 fn undecodable(e: CodecError) -> Unusable {
-    ("undecodable", e.to_string())
+    (Reason::Undecodable, e.to_string())
 }
 
 fn invalid(e: Invalid) -> Unusable {
-    ("invalid", e.to_string())
+    (Reason::Invalid, e.to_string())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use acd_schemas::wfm::{ActivityJson, AgentActivityEntry, AgentActivityReport};
 
-    fn entry(agent: usize, segments: usize) -> AgentActivityEntry {
-        AgentActivityEntry {
-            agent_value: format!("a{agent}"),
-            agent_id: String::new(),
-            user_name: String::new(),
-            agent_activity: (0..segments)
-                .map(|i| ActivityJson {
-                    state: "AVAIL".into(),
-                    start_time: format_millis(i as i64 * 1000),
-                    duration: 1000,
-                    reason: "x".repeat(100),
-                })
-                .collect(),
-        }
+    #[test]
+    fn report_hashes_are_fnv_1a_and_so_fixed_across_releases() {
+        assert_eq!(report_hash(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(report_hash(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(report_hash(b"foobar"), 0x8594_4171_f739_67e8);
     }
 
     #[test]
@@ -1109,33 +953,5 @@ mod tests {
         assert!(part.idle_for() >= 60_000, "read to the end: idle since the last record");
         part.end_seen = Some((Instant::now() - END_FRESH_FOR, 100));
         assert_eq!(part.idle_for(), 0, "an end fetched too long ago (the broker may be gone since)");
-    }
-
-    #[test]
-    fn activity_requests_are_cut_by_rows_and_by_bytes_never_inside_a_list() {
-        let cfg = Config::default();
-        let grid = Grid::minutes(15);
-        let lists: Vec<_> = (0..10).map(|a| entry(a, 3)).collect();
-        let bodies = activity_bodies(&cfg, &grid, 900_000, &lists, 4);
-        assert_eq!(bodies.len(), 3, "10 agents, 4 a request");
-        let mut agents = Vec::new();
-        for (body, first) in &bodies {
-            let r: AgentActivityReport = serde_json::from_slice(body).expect("a valid body");
-            assert_eq!(r.start_date, "1970-01-01T00:15:00.000Z");
-            assert_eq!(&r.report_data[0].agent_value, first);
-            agents.extend(r.report_data.into_iter().map(|e| e.agent_value));
-        }
-        assert_eq!(agents, (0..10).map(|a| format!("a{a}")).collect::<Vec<_>>());
-        // Lists of about 1.5 MiB each: two fit under the byte cap, not three; a list larger than
-        // the cap goes alone and whole.
-        let big: Vec<_> = (0..5).map(|a| entry(a, 10_000)).collect();
-        let bodies = activity_bodies(&cfg, &grid, 900_000, &big, 1000);
-        assert_eq!(bodies.len(), 3);
-        assert!(bodies.iter().all(|(b, _)| b.len() <= MAX_REQUEST_BYTES));
-        let huge = vec![entry(0, 40_000)];
-        let bodies = activity_bodies(&cfg, &grid, 900_000, &huge, 1000);
-        assert_eq!(bodies.len(), 1);
-        let r: AgentActivityReport = serde_json::from_slice(&bodies[0].0).unwrap();
-        assert_eq!(r.report_data[0].agent_activity.len(), 40_000);
     }
 }

@@ -13,7 +13,7 @@ use acd_schemas::time::now_millis;
 use acd_schemas::wfm::{AccessKey, Details, RefreshRequest, RefreshResponse, TokenRequest, TokenResponse};
 use tokio::sync::Mutex;
 
-use crate::classify::{classify, parse_retry_after, Attempt, Outcome};
+use crate::wfm::classify::{classify, parse_retry_after, Attempt, Outcome};
 
 /// Why the client could not get a token or an answer.
 #[derive(Debug, thiserror::Error)]
@@ -299,14 +299,4 @@ fn without_url(e: &reqwest::Error) -> String {
     s
 }
 
-/// At most `n` bytes of `s`, cut on a character boundary.
-pub fn truncate(s: &str, n: usize) -> &str {
-    if s.len() <= n {
-        return s;
-    }
-    let mut end = n;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
-}
+pub use acd_core::truncate;

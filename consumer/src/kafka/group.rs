@@ -35,6 +35,10 @@ pub struct Ctx {
     queues: Mutex<Vec<PartitionQueue>>,
     /// Woken when one of those queues gets a record after being empty.
     wake: Notify,
+    /// Next offsets whose checkpoint is on disk, by topic and partition: committed synchronously
+    /// when their partition is revoked, so the next owner starts after them instead of sending
+    /// that work again.
+    checkpointed: Mutex<std::collections::HashMap<(String, i32), i64>>,
 }
 
 /// A partition's own record queue, detached from the consumer queue.
@@ -56,6 +60,40 @@ impl Ctx {
             fetched: AtomicBool::new(false),
             queues: Mutex::new(Vec::new()),
             wake: Notify::new(),
+            checkpointed: Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+}
+
+impl Ctx {
+    /// Notes a partition's next offset once its checkpoint is on disk (see `checkpointed`).
+    pub fn note_checkpointed(&self, topic: &str, partition: i32, next: i64) {
+        self.checkpointed.lock().expect("checkpointed").insert((topic.to_string(), partition), next);
+    }
+
+    /// Commits, before the revoked partitions are let go, every checkpointed offset of theirs.
+    fn commit_checkpointed(&self, base: &BaseConsumer<Self>, revoked: &TopicPartitionList) {
+        let mut tpl = TopicPartitionList::new();
+        {
+            let mut done = self.checkpointed.lock().expect("checkpointed");
+            for e in revoked.elements() {
+                if let Some(next) = done.remove(&(e.topic().to_string(), e.partition())) {
+                    let _ = tpl.add_partition_offset(e.topic(), e.partition(), Offset::Offset(next));
+                }
+            }
+        }
+        if tpl.count() == 0 {
+            return;
+        }
+        match base.commit(&tpl, rdkafka::consumer::CommitMode::Sync) {
+            Ok(()) => tracing::info!(
+                pipeline = self.pipeline,
+                partitions = tpl.count(),
+                "checkpointed offsets committed before the partitions were released"
+            ),
+            Err(e) => {
+                self.link.client_error("offset commit on revoke (the next owner re-reads from the last commit)", &e)
+            }
         }
     }
 }
@@ -114,10 +152,18 @@ impl ConsumerContext for Ctx {
     fn pre_rebalance(&self, base: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Revoke(tpl) => {
+                self.commit_checkpointed(base, tpl);
                 self.generation.fetch_add(1, Ordering::SeqCst);
                 tracing::info!(pipeline = self.pipeline, partitions = tpl.count(), "partitions revoked");
             }
             Rebalance::Assign(tpl) => {
+                // What was checkpointed for these partitions in an earlier assignment is stale.
+                {
+                    let mut done = self.checkpointed.lock().expect("checkpointed");
+                    for e in tpl.elements() {
+                        done.remove(&(e.topic().to_string(), e.partition()));
+                    }
+                }
                 // Before the assignment takes effect, so that no record of these partitions is
                 // fetched into the consumer queue first (that would put it out of order).
                 if !self.fetched.load(Ordering::SeqCst) {

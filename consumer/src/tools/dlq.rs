@@ -1,35 +1,18 @@
-//! The operator's read-only tools: `acd-bridge status` and `acd-bridge dlq list|show|export`.
-//! They read Kafka (and the consumer's admin API when it answers); they never join the group or
-//! change an offset.
+//! `acd-bridge dlq list|show|redrive|export`: the dead-letter topic as an operator reads and
+//! re-drives it. Reading never joins the group or changes an offset; a redrive records each
+//! outcome on `<topics.dlq>.redrive`.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use acd_core::config::Config;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-/// Errors of the tools.
-#[derive(Debug, thiserror::Error)]
-pub enum OpsError {
-    #[error("kafka: {0}")]
-    Kafka(#[from] rdkafka::error::KafkaError),
-    #[error(transparent)]
-    Config(#[from] acd_core::kafka::KafkaError),
-    #[error("{0}")]
-    Usage(String),
-}
-
-const TIMEOUT: Duration = Duration::from_secs(10);
-
-fn reader(cfg: &Config, group: &str) -> Result<BaseConsumer, OpsError> {
-    let mut cc = acd_core::kafka::client_config(cfg)?;
-    cc.set("group.id", group).set("enable.auto.commit", "false").set("enable.partition.eof", "true");
-    Ok(cc.create()?)
-}
+use super::{reader, OpsError, TIMEOUT};
 
 /// One dead letter as read back.
 #[derive(Debug, Clone, Serialize)]
@@ -50,7 +33,7 @@ pub struct Letter {
 }
 
 impl Letter {
-    fn header(&self, name: &str) -> &str {
+    pub fn header(&self, name: &str) -> &str {
         self.headers.get(name).map(String::as_str).unwrap_or("")
     }
 }
@@ -174,7 +157,7 @@ pub fn list_line(l: &Letter) -> String {
     let time = l.timestamp_ms.map(acd_schemas::time::format_millis).unwrap_or_default();
     let mut error = l.header("dlq.error").replace('\n', " ");
     if error.len() > 80 {
-        error = format!("{}...", crate::wfm::truncate(&error, 77));
+        error = format!("{}...", acd_core::truncate(&error, 77));
     }
     let interval = match l.header("dlq.interval.start") {
         "" if l.header("dlq.kind") == "input" => format!(
@@ -275,15 +258,15 @@ pub async fn redrive(
             progress(format!("{at}: would POST {} bytes to {endpoint} ({})", l.body.len(), l.key));
             continue;
         }
-        let mut schedule = crate::retry::Schedule::new(Duration::from_millis(200), Duration::from_secs(10));
+        let mut schedule = crate::wfm::retry::Schedule::new(Duration::from_millis(200), Duration::from_secs(10));
         let mut attempts = 0;
         let (outcome, status) = loop {
             attempts += 1;
             let answer = wfm.call(reqwest::Method::POST, endpoint, Some(&l.body)).await;
-            match crate::classify::classify(&answer.attempt) {
-                crate::classify::Outcome::Success => break ("delivered", answer.status()),
-                crate::classify::Outcome::Reject => break ("rejected", answer.status()),
-                crate::classify::Outcome::Retry(after) if attempts < cfg.wfm.max_attempts => {
+            match crate::wfm::classify::classify(&answer.attempt) {
+                crate::wfm::classify::Outcome::Success => break ("delivered", answer.status()),
+                crate::wfm::classify::Outcome::Reject => break ("rejected", answer.status()),
+                crate::wfm::classify::Outcome::Retry(after) if attempts < cfg.wfm.max_attempts => {
                     tokio::time::sleep(schedule.next(after)).await;
                 }
                 _ => break ("failed", answer.status()),
@@ -335,188 +318,4 @@ pub fn show(cfg: &Config, which: &str) -> Result<String, OpsError> {
 /// `dlq export`: every dead letter as one JSON line.
 pub fn export(cfg: &Config) -> Result<Vec<String>, OpsError> {
     Ok(read_dlq(cfg)?.iter().map(|l| serde_json::to_string(l).unwrap_or_default()).collect())
-}
-
-/// `acd-bridge status --json`: lag per partition, DLQ depth by reason, the consumer's view.
-pub fn status(cfg: &Config) -> Result<Value, OpsError> {
-    // Agent-state forwarding commits what it delivered: the distance to the end is its lag. The
-    // interval group commits rebuild offsets on purpose (see `intervals`): the distance to the end
-    // is what a restart reads again, shown as the rebuild backlog, not as lag.
-    let intervals_group = crate::intervals::group_id(cfg);
-    let t = &cfg.topics;
-    let views: [(&str, &str, &str); 4] = [
-        (t.agent_state.as_str(), cfg.consumer.group_id.as_str(), "lag"),
-        (t.contact.as_str(), intervals_group.as_str(), "rebuild_backlog"),
-        (t.interval.as_str(), intervals_group.as_str(), "rebuild_backlog"),
-        (t.agent_activity.as_str(), intervals_group.as_str(), "rebuild_backlog"),
-    ];
-    let mut partitions = Vec::new();
-    let mut lag_total = 0;
-    let mut rebuild_total = 0;
-    for (topic, group, kind) in views {
-        let c = reader(cfg, group)?;
-        let Ok(md) = c.fetch_metadata(Some(topic), TIMEOUT) else { continue };
-        let mut tpl = TopicPartitionList::new();
-        for t in md.topics().iter().filter(|t| t.error().is_none()) {
-            for p in t.partitions() {
-                tpl.add_partition(topic, p.id());
-            }
-        }
-        if tpl.count() == 0 {
-            continue;
-        }
-        let committed = c.committed_offsets(tpl, TIMEOUT)?;
-        for e in committed.elements() {
-            let (lo, hi) = c.fetch_watermarks(topic, e.partition(), TIMEOUT)?;
-            let next = match e.offset() {
-                Offset::Offset(o) => Some(o),
-                _ => None,
-            };
-            let behind = hi - next.unwrap_or(lo);
-            if kind == "lag" {
-                lag_total += behind;
-            } else {
-                rebuild_total += behind;
-            }
-            partitions.push(json!({"topic": topic, "group": group, "partition": e.partition(), "committed": next,
-                "high_watermark": hi, kind: behind}));
-        }
-    }
-    let mut dlq_by_reason: BTreeMap<String, u64> = BTreeMap::new();
-    let letters = read_dlq(cfg)?;
-    for l in &letters {
-        *dlq_by_reason.entry(l.header("dlq.reason").to_string()).or_default() += 1;
-    }
-    let admin = format!("http://{}/status", cfg.consumer.admin_listen);
-    let consumer = fetch_json(&admin);
-    // Read from the topic, so that the ACD side shows even while `consume` is down.
-    let connections = crate::connection::read_now(cfg)?;
-    let now = acd_schemas::time::now_millis();
-    let acds: BTreeMap<String, Value> = connections
-        .per_acd(now)
-        .into_iter()
-        .map(|(acd, c)| {
-            (
-                acd,
-                json!({"status": crate::connection::state_name(c.status),
-                "since": acd_schemas::time::format_millis(c.since),
-                "last_event_utc": c.last_event.map(acd_schemas::time::format_millis), "detail": c.detail}),
-            )
-        })
-        .collect();
-    Ok(json!({
-        "group_id": cfg.consumer.group_id,
-        "lag_total": lag_total,
-        "rebuild_backlog_total": rebuild_total,
-        "partitions": partitions,
-        "dlq_depth": letters.len(),
-        "dlq_by_reason": dlq_by_reason,
-        "acd_connections": acds,
-        "connectors": connections.connectors(now),
-        "consumer": consumer,
-    }))
-}
-
-fn fetch_json(url: &str) -> Option<Value> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
-    rt.block_on(async {
-        let c = reqwest::Client::builder().timeout(Duration::from_secs(3)).build().ok()?;
-        c.get(url).send().await.ok()?.json().await.ok()
-    })
-}
-
-/// `acd-bridge status` as text.
-pub fn status_text(v: &Value) -> String {
-    let mut out = format!(
-        "consumer group {}: total lag {} (interval books re-read {} records on a restart)\n",
-        v["group_id"].as_str().unwrap_or(""),
-        v["lag_total"],
-        v["rebuild_backlog_total"]
-    );
-    out.push_str(&format!(
-        "  {:<40} {:>9} {:>12} {:>12} {:>16}\n",
-        "topic", "partition", "committed", "end", "lag / re-read"
-    ));
-    for p in v["partitions"].as_array().into_iter().flatten() {
-        let behind = p.get("lag").or(p.get("rebuild_backlog")).cloned().unwrap_or_default();
-        let tag = if p.get("lag").is_some() { "lag" } else { "re-read" };
-        out.push_str(&format!(
-            "  {:<40} {:>9} {:>12} {:>12} {:>8} {tag}\n",
-            p["topic"].as_str().unwrap_or(""),
-            p["partition"],
-            p["committed"].as_i64().map_or("-".to_string(), |o| o.to_string()),
-            p["high_watermark"],
-            behind
-        ));
-    }
-    out.push_str(&format!("dead letters: {}", v["dlq_depth"]));
-    if let Some(m) = v["dlq_by_reason"].as_object().filter(|m| !m.is_empty()) {
-        let parts: Vec<String> = m.iter().map(|(k, n)| format!("{k} {n}")).collect();
-        out.push_str(&format!(" ({})", parts.join(", ")));
-    }
-    out.push('\n');
-    match v.get("consumer").filter(|c| !c.is_null()) {
-        Some(c) => out.push_str(&format!(
-            "consumer: WFM {} (last success {}), agent states read {}, delivered {}, duplicates removed {}, last delivered {}\n",
-            c["wfm_state"].as_str().unwrap_or("?"),
-            c["wfm_last_success_utc"].as_str().unwrap_or("never"),
-            c["agent_states_read"],
-            c["agent_states_delivered"],
-            c["agent_states_duplicates"],
-            c["last_delivered_agent_state_utc"].as_str().unwrap_or("-"),
-        )),
-        None => out.push_str("consumer: admin API not answering (is `consume` running?)\n"),
-    }
-    if let Some(k) = v["consumer"].get("kafka").filter(|k| !k.is_null()) {
-        match k["state"].as_str() {
-            Some("DISCONNECTED") => out.push_str(&format!(
-                "kafka: DISCONNECTED since {} ({})\n",
-                k["since_utc"].as_str().unwrap_or("?"),
-                k["last_error"].as_str().unwrap_or("")
-            )),
-            Some(state) => out.push_str(&format!("kafka: {state}\n")),
-            None => {}
-        }
-    }
-    if let Some(m) = v["consumer"]["open_intervals"].as_object().filter(|m| !m.is_empty()) {
-        let parts: Vec<String> = m
-            .iter()
-            .map(|(k, o)| {
-                format!(
-                    "{k} {} ({} to {})",
-                    o["count"],
-                    o["first"].as_str().unwrap_or(""),
-                    o["last"].as_str().unwrap_or("")
-                )
-            })
-            .collect();
-        out.push_str(&format!("open intervals: {}\n", parts.join(", ")));
-    }
-    if let Some(m) = v["consumer"]["last_delivered_interval"].as_object().filter(|m| !m.is_empty()) {
-        let parts: Vec<String> = m.iter().map(|(k, s)| format!("{k} {}", s.as_str().unwrap_or(""))).collect();
-        out.push_str(&format!("last delivered interval: {}\n", parts.join(", ")));
-    }
-    match v["connectors"].as_array().filter(|c| !c.is_empty()) {
-        None => out.push_str("ACD connections: no connector has reported in the last 24 hours\n"),
-        Some(list) => {
-            out.push_str("ACD connections:\n");
-            for (acd, c) in v["acd_connections"].as_object().into_iter().flatten() {
-                out.push_str(&format!(
-                    "  {acd}: {} since {}, last event {}\n",
-                    c["status"].as_str().unwrap_or("?"),
-                    c["since"].as_str().unwrap_or("?"),
-                    c["last_event_utc"].as_str().unwrap_or("-")
-                ));
-                for k in list.iter().filter(|k| k["acd_id"].as_str() == Some(acd)) {
-                    out.push_str(&format!(
-                        "    {:<12} {:<12} {}\n",
-                        k["connector"].as_str().unwrap_or(""),
-                        k["status"].as_str().unwrap_or(""),
-                        k["detail"].as_str().unwrap_or("")
-                    ));
-                }
-            }
-        }
-    }
-    out
 }

@@ -20,11 +20,10 @@ use acd_core::link::{KafkaLink, LinkContext};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
-use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::admin::SharedBoard;
-use crate::classify::{classify, Outcome};
+use super::board::{ConnectorView, SharedBoard};
+use crate::wfm::classify::{classify, Outcome};
 use crate::wfm::WfmClient;
 
 /// A connector silent this long (three missed heartbeats) is DISCONNECTED.
@@ -33,18 +32,6 @@ pub const STALE_MS: Millis = 180_000;
 pub const LOOK_BACK_MS: Millis = 24 * 3_600_000;
 /// The WFM hears every ACD's state at least this often.
 pub const WFM_EVERY: Duration = Duration::from_secs(60);
-
-/// One connector as a reader sees it now.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ConnectorView {
-    pub acd_id: String,
-    pub connector: String,
-    pub status: ConnectionState,
-    pub since: String,
-    pub last_event_utc: Option<String>,
-    pub detail: String,
-    pub reported_utc: String,
-}
 
 /// One ACD, all its connectors folded.
 #[derive(Debug, Clone, PartialEq)]
@@ -210,9 +197,8 @@ pub fn reader(cfg: &Config, link: Arc<KafkaLink>) -> Result<BaseConsumer<LinkCon
 }
 
 /// Everything on the topic up to now, folded: for `acd-bridge status`.
-pub fn read_now(cfg: &Config) -> Result<Connections, rdkafka::error::KafkaError> {
+pub fn read_now(cfg: &Config, codec: &Codec) -> Result<Connections, rdkafka::error::KafkaError> {
     let c = reader(cfg, KafkaLink::new(&acd_core::metrics::Registry::default()))?;
-    let codec = Codec::default();
     let mut ends: BTreeMap<i32, i64> = BTreeMap::new();
     let assignment = c.assignment()?;
     for e in assignment.elements() {
@@ -247,12 +233,13 @@ pub fn spawn(
     wfm: WfmClient,
     board: SharedBoard,
     link: Arc<KafkaLink>,
+    codec: Arc<Codec>,
     shutdown: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<ConnectorStatus>(1024);
     let follow_stop = shutdown.clone();
     let follow_cfg = cfg.clone();
-    std::thread::spawn(move || follow(&follow_cfg, tx, link, &follow_stop));
+    std::thread::spawn(move || follow(&follow_cfg, tx, link, &codec, &follow_stop));
     tokio::spawn(async move {
         let path = wfm.paths().connection.clone();
         let mut known = Connections::default();
@@ -296,9 +283,9 @@ fn follow(
     cfg: &Config,
     tx: tokio::sync::mpsc::Sender<ConnectorStatus>,
     link: Arc<KafkaLink>,
+    codec: &Codec,
     shutdown: &CancellationToken,
 ) {
-    let codec = Codec::default();
     let mut wait = Duration::from_secs(1);
     while !shutdown.is_cancelled() {
         let c = match reader(cfg, link.clone()) {

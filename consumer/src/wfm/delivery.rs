@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use acd_schemas::time::{format_millis, now_millis};
 
-use crate::classify::{classify, Outcome};
-use crate::dlq::DeadLetter;
-use crate::retry::Schedule;
+use crate::deadletter::{DeadLetter, Kind, Reason};
+use crate::wfm::classify::{classify, Outcome};
+use crate::wfm::retry::Schedule;
 use crate::wfm::{truncate, Answer, WfmClient};
 
 /// How a pipeline waits between attempts.
@@ -35,6 +35,7 @@ pub async fn deliver(
     max_attempts: u32,
     path: &str,
     body: &[u8],
+    kind: Kind,
     waiter: &mut impl Waiter,
 ) -> Delivery {
     let mut schedule = Schedule::new(Duration::from_millis(200), Duration::from_secs(30));
@@ -51,7 +52,15 @@ pub async fn deliver(
             }
             Outcome::Reject => {
                 waiter.settled();
-                return Delivery::DeadLetter(report_letter(path, body, &answer, "wfm-rejected", attempts, first));
+                return Delivery::DeadLetter(report_letter(
+                    path,
+                    body,
+                    &answer,
+                    Reason::WfmRejected,
+                    kind,
+                    attempts,
+                    first,
+                ));
             }
             // A second 401 right after a renewal is retried like any transient failure.
             Outcome::Retry(_) | Outcome::Renew => {
@@ -64,7 +73,8 @@ pub async fn deliver(
                         path,
                         body,
                         &answer,
-                        "retries-exhausted",
+                        Reason::RetriesExhausted,
+                        kind,
                         attempts,
                         first,
                     ));
@@ -84,16 +94,22 @@ pub async fn deliver(
 }
 
 /// A dead letter for a report the WFM would not take.
-pub fn report_letter(path: &str, body: &[u8], answer: &Answer, reason: &str, attempts: u32, first: i64) -> DeadLetter {
-    let mut letter = DeadLetter { key: String::new(), value: body.to_vec(), headers: Vec::new() }
-        .header("dlq.reason", reason)
-        .header("dlq.endpoint", path);
+pub fn report_letter(
+    path: &str,
+    body: &[u8],
+    answer: &Answer,
+    reason: Reason,
+    kind: Kind,
+    attempts: u32,
+    first: i64,
+) -> DeadLetter {
+    let mut letter = DeadLetter::new(reason, kind, body.to_vec()).header("dlq.endpoint", path);
     if let Some(s) = answer.status() {
         letter = letter.header("dlq.http.status", s.to_string());
     }
     letter
         .header("dlq.error", format!("{:?}", answer.attempt))
-        .header("dlq.response.body", truncate(&answer.body, crate::dlq::MAX_RESPONSE))
+        .header("dlq.response.body", truncate(&answer.body, crate::deadletter::MAX_RESPONSE))
         .header("dlq.attempts", attempts.to_string())
         .header("dlq.first.attempt.utc", format_millis(first))
         .header("dlq.last.attempt.utc", format_millis(now_millis()))
