@@ -78,7 +78,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<bool> {
     let state_dir = std::env::temp_dir().join(format!("acd-bridge-demo-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&state_dir);
 
-    let wfm = acd_wfm_sim::start(acd_wfm_sim::SimArgs::default(), shutdown.clone()).await?;
+    let wfm = acd_emulators::wfm::start(acd_emulators::wfm::SimArgs::default(), shutdown.clone()).await?;
     let ingest = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let ingest_addr = ingest.local_addr()?;
     let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -170,7 +170,7 @@ fn expected_queue_rows(contacts: &[acd_schemas::records::Contact], length: i64, 
 }
 
 /// The WFM's queue rows for the intervals the check covers.
-fn queue_rows(wfm: &acd_wfm_sim::Running, want: &QueueFigures) -> QueueFigures {
+fn queue_rows(wfm: &acd_emulators::wfm::Running, want: &QueueFigures) -> QueueFigures {
     let starts: HashSet<i64> = want.keys().map(|(s, _)| *s).collect();
     let store = wfm.store.lock().expect("wfm store");
     store
@@ -199,7 +199,7 @@ async fn wait_ready(http: &reqwest::Client, url: &str) -> anyhow::Result<()> {
     }
 }
 
-fn received_states(wfm: &acd_wfm_sim::Running) -> Vec<acd_schemas::wfm::AgentStateJson> {
+fn received_states(wfm: &acd_emulators::wfm::Running) -> Vec<acd_schemas::wfm::AgentStateJson> {
     wfm.store.lock().expect("wfm store").agent_states.to_vec()
 }
 
@@ -225,7 +225,7 @@ async fn simulate(
     args: &DemoArgs,
     http: &reqwest::Client,
     base: &str,
-    wfm: &acd_wfm_sim::Running,
+    wfm: &acd_emulators::wfm::Running,
 ) -> anyhow::Result<Sent> {
     // The simulated window ends on an interval boundary more than the grace period ago, so that
     // every interval it touches is closed (by the idle rule) when the demo checks them.

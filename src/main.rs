@@ -36,7 +36,9 @@ enum Command {
         config: PathBuf,
     },
     /// Serves the WFM API emulator.
-    WfmSim(acd_wfm_sim::SimArgs),
+    WfmSim(acd_emulators::wfm::SimArgs),
+    /// Serves a LiveVox API emulator (session and agent event feed), for the LiveVox connector.
+    LivevoxSim(acd_emulators::livevox::LiveVoxArgs),
     /// Consumer lag per partition, dead letters by reason, the consumer's WFM state.
     Status {
         #[arg(long)]
@@ -308,7 +310,11 @@ async fn main() -> ExitCode {
         }
         Command::WfmSim(args) => {
             let shutdown = acd_core::shutdown::on_signal();
-            finish(acd_wfm_sim::serve(args, shutdown).await.map_err(Into::into))
+            finish(acd_emulators::wfm::serve(args, shutdown).await.map_err(Into::into))
+        }
+        Command::LivevoxSim(args) => {
+            let shutdown = acd_core::shutdown::on_signal();
+            finish(acd_emulators::livevox::serve(args, shutdown).await.map_err(Into::into))
         }
     }
 }

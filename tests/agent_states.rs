@@ -350,6 +350,10 @@ fn an_instance_joining_and_one_leaving_mid_stream_lose_nothing() {
     let second_log = second.log();
     assert!(!first_log.contains("panicked") && !second_log.contains("panicked"), "{second_log}");
     eprintln!("rebalanced twice: {want} distinct states, all delivered; {twice} delivered twice");
+    // The first instance's store holds its dedup journal, and no offsets: Kafka alone keeps them.
+    let store = acd_consumer::checkpoint::Checkpoints::open(&stack.setup.scratch.0.join("state")).unwrap();
+    assert!(store.scan(b"offset/").unwrap().is_empty(), "offsets in the checkpoint store");
+    assert!(!store.scan(acd_consumer::forwarding::seen::PREFIX).unwrap().is_empty(), "no dedup journal");
 }
 
 /// A member reading a backlog as fast as it can still answers a rebalance at once: a second

@@ -273,6 +273,74 @@ pub struct AgentsConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct Connectors {
     pub simulator: Option<SimulatorConfig>,
+    pub livevox: Option<LiveVoxConfig>,
+}
+
+/// `[connectors.livevox]`: LiveVox's agent event feed (docs/connectors.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LiveVoxConfig {
+    pub enabled: bool,
+    pub acd_id: String,
+    pub base_url: String,
+    /// The `LV-Access` token, read from this file at start.
+    pub access_token_file: String,
+    pub client_name: String,
+    pub user_name: String,
+    /// The API user's password, read from this file at start.
+    pub password_file: String,
+    pub feed_timeout_ms: u64,
+    /// Where the feed token is kept.
+    pub state_dir: String,
+    /// The agent event field holding the not-ready reason.
+    pub reason_field: String,
+    pub paths: LiveVoxPaths,
+    /// Read from `access_token_file`; never in the file itself.
+    #[serde(skip)]
+    pub access_token: Secret,
+    /// Read from `password_file`; never in the file itself.
+    #[serde(skip)]
+    pub password: Secret,
+}
+
+impl Default for LiveVoxConfig {
+    fn default() -> Self {
+        LiveVoxConfig {
+            enabled: false,
+            acd_id: "livevox".into(),
+            base_url: "https://api.livevox.com".into(),
+            access_token_file: String::new(),
+            client_name: String::new(),
+            user_name: String::new(),
+            password_file: String::new(),
+            feed_timeout_ms: 20_000,
+            state_dir: "./livevox-state".into(),
+            reason_field: "reasonCode".into(),
+            paths: LiveVoxPaths::default(),
+            access_token: Secret(String::new()),
+            password: Secret(String::new()),
+        }
+    }
+}
+
+/// `[connectors.livevox.paths]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LiveVoxPaths {
+    pub login: String,
+    /// `DELETE <logout>/<sessionId>`.
+    pub logout: String,
+    pub agent_event_feed: String,
+}
+
+impl Default for LiveVoxPaths {
+    fn default() -> Self {
+        LiveVoxPaths {
+            login: "/session/login".into(),
+            logout: "/session/logout".into(),
+            agent_event_feed: "/realtime/v6.0/agentEvent/feed".into(),
+        }
+    }
 }
 
 /// `[connectors.simulator]`: a traffic simulator publishing through the same path as ingest.
@@ -350,6 +418,21 @@ impl Config {
             let text = read("wfm.access_key_secret_file", &self.wfm.access_key_secret_file)?;
             self.wfm.access_key_secret = Secret(text.trim().to_string());
         }
+        if let Some(lv) = self.connectors.livevox.as_mut().filter(|lv| lv.enabled) {
+            for (key, file) in [
+                ("connectors.livevox.access_token_file", &lv.access_token_file),
+                ("connectors.livevox.password_file", &lv.password_file),
+            ] {
+                if file.is_empty() {
+                    return Err(err(key, "must name a file when the connector is enabled"));
+                }
+            }
+            lv.access_token =
+                Secret(read("connectors.livevox.access_token_file", &lv.access_token_file)?.trim().into());
+            lv.password = Secret(
+                read("connectors.livevox.password_file", &lv.password_file)?.trim_end_matches(['\r', '\n']).into(),
+            );
+        }
         if !self.ingest.tokens_file.is_empty() {
             let text = read("ingest.tokens_file", &self.ingest.tokens_file)?;
             self.ingest.tokens.extend(
@@ -396,6 +479,28 @@ impl Config {
                 "wfm.base_url",
                 format!("must start with http:// or https://, is {:?}", self.wfm.base_url),
             ));
+        }
+        if let Some(lv) = self.connectors.livevox.as_ref().filter(|lv| lv.enabled) {
+            if !(lv.base_url.starts_with("http://") || lv.base_url.starts_with("https://")) {
+                return Err(err(
+                    "connectors.livevox.base_url",
+                    format!("must start with http:// or https://, is {:?}", lv.base_url),
+                ));
+            }
+            for (key, v) in [
+                ("connectors.livevox.acd_id", &lv.acd_id),
+                ("connectors.livevox.client_name", &lv.client_name),
+                ("connectors.livevox.user_name", &lv.user_name),
+                ("connectors.livevox.state_dir", &lv.state_dir),
+                ("connectors.livevox.reason_field", &lv.reason_field),
+            ] {
+                if v.trim().is_empty() {
+                    return Err(err(key, "must not be empty"));
+                }
+            }
+            if lv.feed_timeout_ms < 1000 {
+                return Err(err("connectors.livevox.feed_timeout_ms", "must be at least 1000"));
+            }
         }
         for (name, v) in self.topics_named() {
             if v.is_empty() {

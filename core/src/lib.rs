@@ -1,5 +1,8 @@
-//! What the producer and the consumer share: configuration, the Kafka adapter, shutdown and
-//! metrics. Nothing here knows about intervals or the WFM.
+//! What the producer and the consumer share: configuration, the Kafka adapter and connection
+//! state, shutdown and metrics. The configuration holds every section of the file, the WFM and
+//! interval settings included, as checked plain data (the SLA formula already parsed into the
+//! interval library's type); what those settings mean is the consumer's and the interval
+//! library's business, not this crate's.
 //!
 //! Layout:
 //! - [`config`]: the TOML file of docs/configuration.md, `ACD_BRIDGE__…` overrides, secret files.
@@ -7,12 +10,14 @@
 //!   its schema-registry seam.
 //! - [`link`]: the Kafka connection state, logged once per change instead of once per failure.
 //! - [`metrics`]: counters and gauges rendered as Prometheus text.
+//! - [`retry`]: exponential backoff with full jitter, and `Retry-After`: every HTTP client's policy.
 //! - [`shutdown`]: one cancellation token, fired by SIGINT or SIGTERM.
 
 pub mod config;
 pub mod kafka;
 pub mod link;
 pub mod metrics;
+pub mod retry;
 pub mod shutdown;
 
 pub use config::{Config, ConfigError, Secret};

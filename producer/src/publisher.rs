@@ -109,6 +109,8 @@ pub struct Publisher {
     topics: acd_core::config::Topics,
     /// Records acknowledged, by stream, for `/metrics`.
     published: [Arc<AtomicU64>; 5],
+    /// The process's metrics, for the connectors publishing through it.
+    metrics: Registry,
 }
 
 impl Publisher {
@@ -124,7 +126,12 @@ impl Publisher {
         let published = Stream::ALL.map(|s| {
             metrics.counter("acd_producer_records_total", "Records acknowledged by Kafka", &[("stream", s.name())])
         });
-        Ok(Publisher { producer, codec, topics, published })
+        Ok(Publisher { producer, codec, topics, published, metrics })
+    }
+
+    /// The process's metrics.
+    pub fn metrics(&self) -> &Registry {
+        &self.metrics
     }
 
     /// The Kafka connection state its client reports to.

@@ -42,10 +42,7 @@ pub fn classify(attempt: &Attempt) -> Outcome {
     }
 }
 
-/// Parses `Retry-After` given in seconds (HTTP dates are treated as absent).
-pub fn parse_retry_after(value: Option<&str>) -> Option<Duration> {
-    value?.trim().parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0).map(Duration::from_secs_f64)
-}
+pub use acd_core::retry::parse_retry_after;
 
 #[cfg(test)]
 mod tests {

@@ -1,4 +1,5 @@
-//! Exponential backoff with full jitter, behind a small seam.
+//! Exponential backoff with full jitter, behind a small seam: the one retry policy of every HTTP
+//! client of acd-bridge (the WFM client of `consume`, the LiveVox connector of `produce`).
 //!
 //! The exponential ceiling comes from the `backoff` crate, which is no longer maintained and
 //! jitters around the ceiling rather than below it; so this module takes only the ceiling from it
@@ -46,6 +47,11 @@ impl Schedule {
     pub fn reset(&mut self) {
         self.ceiling.reset();
     }
+}
+
+/// Parses `Retry-After` given in seconds (HTTP dates are treated as absent).
+pub fn parse_retry_after(value: Option<&str>) -> Option<Duration> {
+    value?.trim().parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0).map(Duration::from_secs_f64)
 }
 
 #[cfg(test)]

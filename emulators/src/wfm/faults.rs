@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::paths;
+use super::paths;
 
 /// `POST /sim/faults`: the next `count` calls of `path` ("*" for every data path) answer
 /// `status` after `delayMs`, with `Retry-After: retryAfter` when given.
