@@ -59,9 +59,15 @@ pub struct LiveVoxArgs {
     /// Events generated per second while running (0: none beyond --events).
     #[arg(long, default_value_t = 5.0)]
     pub rate: f64,
-    /// Events generated at start, before the --rate ones.
+    /// Events generated at start, before the --rate ones; every agent then logs off.
     #[arg(long, default_value_t = 0)]
     pub events: u64,
+    /// The time of the first of the --events ones, epoch milliseconds (default: a minute ago).
+    #[arg(long)]
+    pub start_ms: Option<i64>,
+    /// Milliseconds between two of the --events ones.
+    #[arg(long, default_value_t = 0)]
+    pub spacing_ms: i64,
     /// The most events one feed answer carries.
     #[arg(long, default_value_t = 200)]
     pub answer_events: usize,
@@ -80,6 +86,8 @@ impl Default for LiveVoxArgs {
             seed: 1,
             rate: 5.0,
             events: 0,
+            start_ms: None,
+            spacing_ms: 0,
             answer_events: 200,
         }
     }
@@ -107,6 +115,8 @@ pub struct Faults {
     pub unavailable: u32,
     /// Refuse (410) a token older than the latest answer's.
     pub refuse_old_tokens: bool,
+    /// Refuse (410) the next N calls that present a token.
+    pub refuse_tokens: u32,
 }
 
 /// One feed answer, for `/sim/state`.
@@ -118,6 +128,8 @@ pub struct Served {
     /// The token the answer gave, and how many events it carried.
     pub token: Option<String>,
     pub events: usize,
+    /// When the call came, epoch milliseconds.
+    pub at: i64,
 }
 
 /// What the emulator holds.
@@ -161,6 +173,24 @@ const REASONS: [&str; 4] = ["Break", "Lunch", "Meeting", "Training"];
 impl Generator {
     fn new(seed: u64, agents: u32) -> Generator {
         Generator { rng: StdRng::seed_from_u64(seed), agents, state: vec![("LOGOFF", 0); agents as usize] }
+    }
+
+    /// Agent `i` logged off at `at`, unless it is already.
+    fn log_off(&mut self, i: usize, at: i64) -> Option<AgentEvent> {
+        let (current, since) = self.state[i];
+        if current == "LOGOFF" {
+            return None;
+        }
+        let at = at.max(since + 1);
+        self.state[i] = ("LOGOFF", at);
+        Some(AgentEvent {
+            agent_id: 1_100_000 + i as u64,
+            event_type: "LOGOFF".into(),
+            timestamp: at,
+            reason_code: String::new(),
+            agent_service_id: 3_179_521,
+            session_id: format!("S-{}", 8800 + i),
+        })
     }
 
     /// The next event at about `now` (milliseconds), its agent's state moving on.
@@ -214,6 +244,22 @@ impl World {
         }
     }
 
+    /// `n` events from `start`, `spacing` apart, then every agent logged off.
+    fn generate_history(&mut self, n: u64, start: i64, spacing: i64) {
+        let mut at = start;
+        for _ in 0..n {
+            if let Some(e) = self.generator.next(at) {
+                self.events.push(e);
+            }
+            at += spacing;
+        }
+        for i in 0..self.generator.agents as usize {
+            if let Some(e) = self.generator.log_off(i, at) {
+                self.events.push(e);
+            }
+        }
+    }
+
     /// The agent states served so far, as the WFM should receive them.
     pub fn truth(&self) -> Vec<Value> {
         self.events[..self.high]
@@ -248,8 +294,10 @@ pub async fn start(args: LiveVoxArgs, shutdown: CancellationToken) -> std::io::R
     let sim = Sim { args: Arc::new(args), world: Arc::new(Mutex::new(world)), wake: Arc::default() };
     {
         let mut w = sim.world.lock().expect("world");
-        let now = now_millis();
-        w.generate(sim.args.events, now - 60_000);
+        let start = sim.args.start_ms.unwrap_or_else(|| now_millis() - 60_000);
+        if sim.args.events > 0 {
+            w.generate_history(sim.args.events, start, sim.args.spacing_ms);
+        }
     }
     if sim.args.rate > 0.0 {
         let (sim, stop) = (sim.clone(), shutdown.clone());
@@ -393,10 +441,15 @@ async fn feed(State(sim): State<Sim>, headers: HeaderMap, body: axum::body::Byte
     };
     let presented = body.get("token").and_then(Value::as_str).map(str::to_string);
     let record = |w: &mut World, status: u16, token: Option<String>, events: usize| {
-        w.served.push(Served { presented: presented.clone(), status, token, events });
+        w.served.push(Served { presented: presented.clone(), status, token, events, at: now_millis() });
     };
     let from = {
         let mut w = sim.world.lock().expect("world");
+        if presented.is_some() && w.faults.refuse_tokens > 0 {
+            w.faults.refuse_tokens -= 1;
+            record(&mut w, 410, None, 0);
+            return error(StatusCode::GONE, "Token expired or unknown");
+        }
         if w.faults.too_many > 0 {
             w.faults.too_many -= 1;
             let after = w.faults.retry_after;
@@ -466,7 +519,7 @@ async fn truth(State(sim): State<Sim>) -> Json<Value> {
     Json(json!({"agentStates": sim.world.lock().expect("world").truth()}))
 }
 
-/// `{"tooMany": N, "retryAfter": S, "unavailable": N, "refuseOldTokens": bool}`; absent keys
+/// `{"tooMany": N, "retryAfter": S, "unavailable": N, "refuseOldTokens": bool, "refuseTokens": N}`; absent keys
 /// leave that fault as it is.
 async fn set_faults(State(sim): State<Sim>, Json(body): Json<Value>) -> Json<Value> {
     let mut w = sim.world.lock().expect("world");
@@ -481,6 +534,9 @@ async fn set_faults(State(sim): State<Sim>, Json(body): Json<Value>) -> Json<Val
     }
     if let Some(b) = body["refuseOldTokens"].as_bool() {
         w.faults.refuse_old_tokens = b;
+    }
+    if let Some(n) = body["refuseTokens"].as_u64() {
+        w.faults.refuse_tokens = n as u32;
     }
     Json(json!(w.faults))
 }
