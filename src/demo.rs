@@ -36,6 +36,10 @@ pub struct DemoArgs {
     /// Seed of the simulated ACD.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
+    /// The ACD: `sim` (the built-in simulator posting to the push API) or `livevox` (the LiveVox
+    /// connector reading livevox-sim's agent event feed).
+    #[arg(long, default_value = "sim", value_parser = ["sim", "livevox"])]
+    pub acd: String,
 }
 
 /// What the simulated ACD sent.
@@ -57,7 +61,8 @@ pub async fn run(args: DemoArgs) -> ExitCode {
         let filter = tracing_subscriber::EnvFilter::from_env("ACD_BRIDGE_LOG");
         tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     }
-    match demo(args).await {
+    let result = if args.acd == "livevox" { demo_livevox(args).await } else { demo(args).await };
+    match result {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
         Err(e) => {
@@ -389,4 +394,148 @@ fn report(
         );
     }
     pass
+}
+
+/// `demo --acd livevox`: livevox-sim plays `--minutes` of agent events ending before the last
+/// closed interval; `produce` reads them through the LiveVox connector (session, feed, saved
+/// token); the check is every served event at the WFM exactly once, and an agent row for every
+/// agent that was logged in.
+async fn demo_livevox(args: DemoArgs) -> anyhow::Result<bool> {
+    if args.agents == 0 || args.minutes == 0 {
+        anyhow::bail!("--agents and --minutes must be positive");
+    }
+    let started = Instant::now();
+    let shutdown = CancellationToken::new();
+    let mock = MockCluster::new(1)?;
+    let dir = std::env::temp_dir().join(format!("acd-bridge-demo-lv-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let wfm = acd_emulators::wfm::start(acd_emulators::wfm::SimArgs::default(), shutdown.clone()).await?;
+    let length = Config::default().interval.minutes as i64 * 60_000;
+    let end = (now_millis() - 130_000).div_euclid(length) * length;
+    let start = end - args.minutes as i64 * 60_000;
+    // About one state change per agent and simulated minute.
+    let events = args.agents as u64 * args.minutes;
+    let lv_args = acd_emulators::livevox::LiveVoxArgs {
+        agents: args.agents,
+        seed: args.seed,
+        rate: 0.0,
+        events,
+        start_ms: Some(start),
+        spacing_ms: (end - start - 60_000) / events.max(1) as i64,
+        answer_events: 500,
+        ..Default::default()
+    };
+    let lv = acd_emulators::livevox::start(lv_args.clone(), shutdown.clone()).await?;
+    let ingest = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let token_file = dir.join("lv-access");
+    let password_file = dir.join("lv-password");
+    std::fs::write(&token_file, &lv_args.access_token)?;
+    std::fs::write(&password_file, &lv_args.password)?;
+    let mut cfg = Config::default();
+    cfg.kafka.brokers = mock.bootstrap_servers();
+    cfg.kafka.partitions = 3;
+    cfg.wfm.base_url = format!("http://{}", wfm.addr);
+    cfg.wfm.access_key_id = "demo".into();
+    cfg.wfm.access_key_secret = acd_core::Secret("demo-secret".into());
+    cfg.consumer.state_dir = dir.join("state").display().to_string();
+    cfg.consumer.group_id = "acd-bridge-demo-livevox".into();
+    cfg.interval.idle_close_seconds = 1;
+    cfg.connectors.livevox = Some(acd_core::config::LiveVoxConfig {
+        enabled: true,
+        acd_id: "livevox".into(),
+        base_url: format!("http://{}", lv.addr),
+        client_name: lv_args.client_name.clone(),
+        user_name: lv_args.user_name.clone(),
+        access_token: acd_core::Secret(lv_args.access_token.clone()),
+        password: acd_core::Secret(lv_args.password.clone()),
+        access_token_file: token_file.display().to_string(),
+        password_file: password_file.display().to_string(),
+        state_dir: dir.join("livevox-state").display().to_string(),
+        ..Default::default()
+    });
+    for t in [
+        &cfg.topics.agent_state,
+        &cfg.topics.contact,
+        &cfg.topics.interval,
+        &cfg.topics.agent_activity,
+        &cfg.topics.connector_status,
+        &cfg.topics.dlq,
+    ] {
+        mock.create_topic(t, cfg.kafka.partitions, 1)?;
+    }
+    println!("acd-bridge demo --acd livevox: {} agents, {} agent events over {} minutes", args.agents, events, args.minutes);
+    println!("  Kafka    in-process mock cluster at {}", cfg.kafka.brokers);
+    println!("  LiveVox  livevox-sim at http://{} (its page shows the feed calls)", lv.addr);
+    println!("  WFM      wfm-sim at http://{}", wfm.addr);
+    let producer = tokio::spawn(acd_producer::serve(cfg.clone(), ingest, shutdown.clone()));
+    let consumer = tokio::spawn(acd_consumer::serve(cfg.clone(), admin, shutdown.clone()));
+    let truth = |lv: &acd_emulators::livevox::Running| -> (usize, HashSet<(String, i64)>) {
+        let w = lv.world.lock().expect("livevox world");
+        let set = w
+            .truth()
+            .iter()
+            .map(|t| (t["loginId"].as_str().unwrap_or("").to_string(), t["eventUtcTime"].as_i64().unwrap_or(0)))
+            .collect();
+        (w.events.len(), set)
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let (generated, mut want) = truth(&lv);
+    let mut got = received_states(&wfm);
+    while (want.len() < generated || got.len() < want.len()) && Instant::now() < deadline {
+        eprint!("\r  served by LiveVox {:>7} of {generated}   delivered to WFM {:>7}", want.len(), got.len());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        want = truth(&lv).1;
+        got = received_states(&wfm);
+    }
+    eprintln!("\r  served by LiveVox {:>7} of {generated}   delivered to WFM {:>7}", want.len(), got.len());
+    // The agent rows of the closed intervals.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let rows = loop {
+        let n = wfm.store.lock().expect("wfm store").to_json()["agentSystemPerformanceReport"]
+            .as_array()
+            .map_or(0, Vec::len);
+        if n > 0 || Instant::now() > deadline {
+            break n;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let received: Vec<(String, i64)> = got
+        .iter()
+        .filter(|s| s.acd_id == "livevox")
+        .map(|s| (s.login_id.clone(), acd_schemas::time::parse_rfc3339(&s.event_utc_time).unwrap_or_default()))
+        .collect();
+    let distinct: HashSet<(String, i64)> = received.iter().cloned().collect();
+    let twice = received.len() - distinct.len();
+    let missing = want.iter().filter(|k| !distinct.contains(*k)).count();
+    let extra = distinct.iter().filter(|k| !want.contains(*k)).count();
+    let (logins, tokens) = {
+        let w = lv.world.lock().expect("livevox world");
+        (w.logins, w.served.len())
+    };
+    shutdown.cancel();
+    let _ = producer.await;
+    let _ = consumer.await;
+    let _ = std::fs::remove_dir_all(&dir);
+    println!("  {:<34}{:>10}", "agent events served by LiveVox", want.len());
+    println!("  {:<34}{:>10}", "feed calls (logins)", format!("{tokens} ({logins})"));
+    println!("  {:<34}{:>10}", "agent states at the WFM", distinct.len());
+    println!("  {:<34}{:>10}", "delivered twice", twice);
+    println!("  {:<34}{:>10}", "missing at the WFM", missing);
+    println!("  {:<34}{:>10}", "agent interval rows at the WFM", rows);
+    println!("  took {:.1} s", started.elapsed().as_secs_f64());
+    let pass = missing == 0 && extra == 0 && twice == 0 && !want.is_empty() && want.len() == generated && rows > 0;
+    if pass {
+        println!(
+            "demo check: PASS {} LiveVox agent events delivered to the WFM exactly once; {rows} agent interval rows computed from them",
+            want.len()
+        );
+    } else {
+        println!(
+            "demo check: FAIL served {} of {generated}, missing {missing}, unexpected {extra}, delivered twice {twice}, agent rows {rows}",
+            want.len()
+        );
+    }
+    Ok(pass)
 }
