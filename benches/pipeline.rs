@@ -5,6 +5,7 @@
 //!   cargo bench --bench pipeline -- consume   consumer on 1,000,000 pre-filled states vs kcat -C
 //!   cargo bench --bench pipeline -- latency   ingest 202 to WFM receipt at 2,000 and 20,000/s
 //!   cargo bench --bench pipeline -- contacts  interval pipeline on 1,000,000 contacts vs kcat -C
+//!   cargo bench --bench pipeline -- livevox   LiveVox feed answers of 1,000 events to Kafka
 //!
 //! Uses `KAFKA_BOOTSTRAP`, or starts `scripts/kafka` on port 19092. Sizes scale with
 //! `BENCH_STATES` (consume) and `BENCH_INGEST_STATES` (ingest).
@@ -442,6 +443,58 @@ fn bench_contacts() {
     );
 }
 
+/// The LiveVox connector: livevox-sim serves `BENCH_LIVEVOX_EVENTS` (200,000) agent events in
+/// answers of 1,000; measured from the connector's first feed call until Kafka holds every one
+/// of them as an agent state (each answer published and acknowledged, its token saved).
+fn bench_livevox() {
+    let n: u64 = std::env::var("BENCH_LIVEVOX_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(200_000);
+    let setup = Setup::new("bench-livevox");
+    let sim_port = free_port();
+    let listen = format!("127.0.0.1:{sim_port}");
+    let (events, start) = (n.to_string(), (1_714_000_000_000i64).to_string());
+    let _sim = Proc::start(
+        "livevox-sim",
+        &["livevox-sim", "--listen", &listen, "--events", &events, "--rate", "0", "--answer-events", "1000"]
+            .into_iter()
+            .chain(["--agents", "1000", "--start-ms", &start, "--spacing-ms", "10", "--password", "pw"])
+            .collect::<Vec<_>>(),
+        &setup.scratch.0,
+    );
+    let sim = |path: &str| format!("http://127.0.0.1:{sim_port}{path}");
+    wait_ok(&sim("/sim/state"), Duration::from_secs(30));
+    let generated =
+        http().get(sim("/sim/state")).send().unwrap().json::<Value>().unwrap()["eventsGenerated"].as_u64().unwrap();
+    let token = setup.scratch.file("token", "lv-access-token");
+    let password = setup.scratch.file("password", "pw");
+    let base = std::fs::read_to_string(setup.config("")).unwrap();
+    let cfg = setup.scratch.file(
+        "produce.toml",
+        &format!(
+            "{base}\n[connectors.livevox]\nenabled = true\nacd_id = \"lv\"\nbase_url = \"http://{listen}\"\n\
+             access_token_file = \"{}\"\nclient_name = \"client\"\nuser_name = \"api-user\"\npassword_file = \"{}\"\n\
+             state_dir = \"{}\"\n",
+            token.display(),
+            password.display(),
+            setup.scratch.0.join("lv-state").display()
+        ),
+    );
+    let _p = Proc::start("produce", &["produce", "--config", cfg.to_str().unwrap()], &setup.scratch.0);
+    let topic = setup.topic("acd.agent-state.v1");
+    poll("every LiveVox event on Kafka", Duration::from_secs(600), || {
+        (end_offsets(&setup.brokers, &topic) as u64 >= generated).then_some(())
+    });
+    let done = acd_schemas::time::now_millis();
+    let state: Value = http().get(sim("/sim/state")).send().unwrap().json().unwrap();
+    let answers = state["answers"].as_array().unwrap();
+    let first = answers[0]["at"].as_i64().unwrap();
+    let secs = (done - first) as f64 / 1000.0;
+    println!(
+        "livevox: {generated} agent events in {} answers of up to 1,000, feed to Kafka (acknowledged, token saved) in {secs:.2} s: {:.0} events/s",
+        answers.len(),
+        generated as f64 / secs
+    );
+}
+
 fn main() {
     // `cargo test --all-targets` runs this binary without `--bench`: measure only under cargo bench.
     if !std::env::args().any(|a| a == "--bench") {
@@ -462,5 +515,8 @@ fn main() {
     }
     if all || which.iter().any(|w| w == "contacts") {
         bench_contacts();
+    }
+    if all || which.iter().any(|w| w == "livevox") {
+        bench_livevox();
     }
 }

@@ -465,7 +465,10 @@ async fn demo_livevox(args: DemoArgs) -> anyhow::Result<bool> {
     ] {
         mock.create_topic(t, cfg.kafka.partitions, 1)?;
     }
-    println!("acd-bridge demo --acd livevox: {} agents, {} agent events over {} minutes", args.agents, events, args.minutes);
+    println!(
+        "acd-bridge demo --acd livevox: {} agents, {} agent events over {} minutes",
+        args.agents, events, args.minutes
+    );
     println!("  Kafka    in-process mock cluster at {}", cfg.kafka.brokers);
     println!("  LiveVox  livevox-sim at http://{} (its page shows the feed calls)", lv.addr);
     println!("  WFM      wfm-sim at http://{}", wfm.addr);

@@ -321,15 +321,16 @@ impl Pipeline {
     }
 
     /// Collects a round. It ends at `max` records, `agent_state_linger_ms` after its first record
-    /// (after its start while `previous` is in flight), or, once the WFM has answered `previous`
-    /// and nothing more is fetched, at once if it is empty (so `previous` is settled without
-    /// waiting) or holds a full request (waiting longer would only add latency).
+    /// (after its start while `previous` is in flight), or, once no request of ours is in flight
+    /// (the WFM has answered `previous`, or there is none) and nothing more is fetched, at once:
+    /// empty, so `previous` is settled without waiting, or with whatever it holds, as Nagle's
+    /// algorithm sends. The linger only gathers while a request is in flight, so a quiet center's
+    /// states go out as they come and a busy one's still travel in full requests.
     ///
     /// Records read before a rebalance are dropped (the new owner reads them again from the
     /// committed offsets); those read after it, from the new assignment, are kept.
     async fn collect(&mut self, max: usize, mut previous: Option<&mut Sends>) -> (u64, Vec<Polled>) {
         let bounded = previous.is_some();
-        let full = self.cfg.wfm.agent_state_batch;
         let mut generation = self.generation.load(Ordering::SeqCst);
         let mut batch: Vec<Polled> = self.stash.drain(..).filter(|(g, _)| *g == generation).map(|(_, p)| p).collect();
         let linger = Duration::from_millis(self.cfg.wfm.agent_state_linger_ms);
@@ -364,7 +365,7 @@ impl Pipeline {
             if !drained {
                 continue;
             }
-            if answered && batch.len() >= full {
+            if answered && !batch.is_empty() {
                 break;
             }
             tokio::select! {
