@@ -88,26 +88,12 @@ async fn demo(args: DemoArgs) -> anyhow::Result<bool> {
     let ingest_addr = ingest.local_addr()?;
     let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
 
-    let mut cfg = Config::default();
-    cfg.kafka.brokers = mock.bootstrap_servers();
-    cfg.kafka.partitions = 3;
-    cfg.wfm.base_url = format!("http://{}", wfm.addr);
-    cfg.wfm.access_key_id = "demo".into();
-    cfg.wfm.access_key_secret = acd_core::Secret("demo-secret".into());
+    let mut cfg = embedded(&mock, &wfm);
     cfg.consumer.state_dir = state_dir.display().to_string();
     cfg.consumer.group_id = "acd-bridge-demo".into();
     // Close the last intervals a second after the simulated ACD falls silent.
     cfg.interval.idle_close_seconds = 1;
-    for t in [
-        &cfg.topics.agent_state,
-        &cfg.topics.contact,
-        &cfg.topics.interval,
-        &cfg.topics.agent_activity,
-        &cfg.topics.connector_status,
-        &cfg.topics.dlq,
-    ] {
-        mock.create_topic(t, cfg.kafka.partitions, 1)?;
-    }
+    create_topics(&mock, &cfg)?;
 
     println!(
         "acd-bridge demo: {} agents, {} queues, {} simulated minutes at {}x",
@@ -433,12 +419,7 @@ async fn demo_livevox(args: DemoArgs) -> anyhow::Result<bool> {
     let password_file = dir.join("lv-password");
     std::fs::write(&token_file, &lv_args.access_token)?;
     std::fs::write(&password_file, &lv_args.password)?;
-    let mut cfg = Config::default();
-    cfg.kafka.brokers = mock.bootstrap_servers();
-    cfg.kafka.partitions = 3;
-    cfg.wfm.base_url = format!("http://{}", wfm.addr);
-    cfg.wfm.access_key_id = "demo".into();
-    cfg.wfm.access_key_secret = acd_core::Secret("demo-secret".into());
+    let mut cfg = embedded(&mock, &wfm);
     cfg.consumer.state_dir = dir.join("state").display().to_string();
     cfg.consumer.group_id = "acd-bridge-demo-livevox".into();
     cfg.interval.idle_close_seconds = 1;
@@ -455,16 +436,7 @@ async fn demo_livevox(args: DemoArgs) -> anyhow::Result<bool> {
         state_dir: dir.join("livevox-state").display().to_string(),
         ..Default::default()
     });
-    for t in [
-        &cfg.topics.agent_state,
-        &cfg.topics.contact,
-        &cfg.topics.interval,
-        &cfg.topics.agent_activity,
-        &cfg.topics.connector_status,
-        &cfg.topics.dlq,
-    ] {
-        mock.create_topic(t, cfg.kafka.partitions, 1)?;
-    }
+    create_topics(&mock, &cfg)?;
     println!(
         "acd-bridge demo --acd livevox: {} agents, {} agent events over {} minutes",
         args.agents, events, args.minutes
@@ -541,4 +513,24 @@ async fn demo_livevox(args: DemoArgs) -> anyhow::Result<bool> {
         );
     }
     Ok(pass)
+}
+
+/// The configuration of a demo: the embedded Kafka and the WFM emulator.
+fn embedded<C: rdkafka::ClientContext>(mock: &MockCluster<'_, C>, wfm: &acd_emulators::wfm::Running) -> Config {
+    let mut cfg = Config::default();
+    cfg.kafka.brokers = mock.bootstrap_servers();
+    cfg.kafka.partitions = 3;
+    cfg.wfm.base_url = format!("http://{}", wfm.addr);
+    cfg.wfm.access_key_id = "demo".into();
+    cfg.wfm.access_key_secret = acd_core::Secret("demo-secret".into());
+    cfg
+}
+
+/// Every topic of `cfg` on the embedded Kafka.
+fn create_topics<C: rdkafka::ClientContext>(mock: &MockCluster<'_, C>, cfg: &Config) -> anyhow::Result<()> {
+    let t = &cfg.topics;
+    for name in [&t.agent_state, &t.contact, &t.interval, &t.agent_activity, &t.connector_status, &t.dlq] {
+        mock.create_topic(name, cfg.kafka.partitions, 1)?;
+    }
+    Ok(())
 }

@@ -71,10 +71,7 @@ impl Session {
             .send()
             .await
             .map_err(transport)?;
-        let status = resp.status().as_u16();
-        let retry_after =
-            acd_core::retry::parse_retry_after(resp.headers().get("retry-after").and_then(|v| v.to_str().ok()));
-        let text = resp.text().await.unwrap_or_default();
+        let (status, retry_after, text) = read(resp).await;
         match status {
             200 => {
                 let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
@@ -126,10 +123,7 @@ impl Session {
             .send()
             .await
             .map_err(transport)?;
-        let status = resp.status().as_u16();
-        let retry_after =
-            acd_core::retry::parse_retry_after(resp.headers().get("retry-after").and_then(|v| v.to_str().ok()));
-        let text = resp.text().await.unwrap_or_default();
+        let (status, retry_after, text) = read(resp).await;
         if status == 200 {
             return serde_json::from_str(&text).map_err(|e| CallError::Status {
                 status,
@@ -157,6 +151,14 @@ impl Session {
             Err(e) => tracing::warn!(error = %without_url(&e), "LiveVox logout failed"),
         }
     }
+}
+
+/// An answer's status, `Retry-After` and body.
+async fn read(resp: reqwest::Response) -> (u16, Option<Duration>, String) {
+    let status = resp.status().as_u16();
+    let retry_after =
+        acd_core::retry::parse_retry_after(resp.headers().get("retry-after").and_then(|v| v.to_str().ok()));
+    (status, retry_after, resp.text().await.unwrap_or_default())
 }
 
 /// The `message` of a LiveVox error body, or the body itself, cut short.
