@@ -216,9 +216,9 @@ impl Pipeline {
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "1000")
             .set("fetch.wait.max.ms", "50")
-            .set("queued.min.messages", "20000")
             // See the interval pipeline: without it a fast reader stalls ~1 s whenever the queue fills.
             .set("fetch.queue.backoff.ms", "5");
+        crate::kafka::bound_prefetch(&mut cc, &cfg.kafka_properties().unwrap_or_default());
         let consumer: Arc<StreamConsumer<Ctx>> =
             Arc::new(cc.create_with_context(Ctx::new(generation.clone(), "agent-states", link.clone()))?);
         let fetched = Fetched::new(consumer.clone());

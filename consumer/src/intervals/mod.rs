@@ -201,6 +201,7 @@ impl Intervals {
             // librdkafka 2.x postpones the next fetch by this much once its prefetch queue is
             // full (default 1 s): a fast reader then stalls for most of a second at a time.
             .set("fetch.queue.backoff.ms", "5");
+        crate::kafka::bound_prefetch(&mut cc, &cfg.kafka_properties().unwrap_or_default());
         let consumer: StreamConsumer<Ctx> =
             cc.create_with_context(Ctx::new(generation.clone(), "intervals", link.clone()))?;
         let consumer = Arc::new(consumer);
