@@ -312,8 +312,20 @@ fn agent_rows_computed_from_livevox_states_equal_the_simulators_truth() {
             .push((t["eventUtcTime"].as_i64().unwrap(), t["eventCode"].as_str().unwrap().to_string()));
     }
     let mut want: BTreeMap<(String, String), (i64, i64, i64)> = BTreeMap::new();
+    // Activity: each state's segment, whole, in the interval where it ends; logged-off ones left out.
+    let mut want_activity: BTreeMap<(String, String), Vec<(String, String, i64)>> = BTreeMap::new();
     for (agent, mut states) in by_agent {
         states.sort();
+        for w in states.windows(2) {
+            let ((from, code), (to, _)) = (&w[0], &w[1]);
+            if category(code) != 0 {
+                want_activity.entry((format_millis(to / L * L), agent.clone())).or_default().push((
+                    code.clone(),
+                    format_millis(*from),
+                    to - from,
+                ));
+            }
+        }
         let mut per: BTreeMap<i64, (i64, i64, i64)> = BTreeMap::new();
         for w in states.windows(2) {
             let ((from, code), (to, _)) = (&w[0], &w[1]);
@@ -361,5 +373,31 @@ fn agent_rows_computed_from_livevox_states_equal_the_simulators_truth() {
             })
             .collect();
         (got == want).then_some(())
+    });
+    assert!(want_activity.len() >= 50, "{} activity lists", want_activity.len());
+    poll("the WFM's activity lists equal the truth's", Duration::from_secs(120), || {
+        let wfm = lv.wfm();
+        let got: BTreeMap<(String, String), Vec<(String, String, i64)>> = wfm["agentActivity"]
+            .as_array()?
+            .iter()
+            .filter(|r| !r["agentActivity"].as_array().is_some_and(Vec::is_empty))
+            .map(|r| {
+                let mut list: Vec<(String, String, i64)> = r["agentActivity"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|a| {
+                        (
+                            a["state"].as_str().unwrap().to_string(),
+                            a["startTime"].as_str().unwrap().to_string(),
+                            a["duration"].as_i64().unwrap(),
+                        )
+                    })
+                    .collect();
+                list.sort_by(|a, b| a.1.cmp(&b.1));
+                ((r["startDate"].as_str().unwrap().to_string(), r["agentValue"].as_str().unwrap().to_string()), list)
+            })
+            .collect();
+        (got == want_activity).then_some(())
     });
 }

@@ -147,8 +147,9 @@ pub struct World {
     pub served: Vec<Served>,
     /// The position after the latest answer, for refusing older tokens.
     latest: usize,
-    /// How many events were served, once each: the ground truth.
+    /// The events served (at least once) are those from `low` to `high`: the ground truth.
     pub high: usize,
+    low: Option<usize>,
     pub faults: Faults,
     generator: Generator,
 }
@@ -260,9 +261,16 @@ impl World {
         }
     }
 
+    /// The position of the first event at or after `since`: the start of the kept window.
+    /// (Events are generated in time order per agent and close to it overall, so the first one
+    /// that is recent enough starts the window.)
+    fn window_start(&self, since: i64) -> usize {
+        self.events.iter().position(|e| e.timestamp >= since).unwrap_or(self.events.len())
+    }
+
     /// The agent states served so far, as the WFM should receive them.
     pub fn truth(&self) -> Vec<Value> {
-        self.events[..self.high]
+        self.events[self.low.unwrap_or(0).min(self.high)..self.high]
             .iter()
             .map(|e| {
                 json!({"loginId": e.agent_id.to_string(), "eventCode": e.event_type, "reasonCode": e.reason_code,
@@ -428,6 +436,9 @@ fn position_of(token: &str) -> Option<usize> {
     token.strip_prefix("lvt-")?.parse().ok()
 }
 
+/// How long LiveVox keeps agent events.
+const WINDOW_MS: i64 = 24 * 3_600_000;
+
 /// How long a feed call with nothing new is held.
 const HOLD: Duration = Duration::from_secs(2);
 
@@ -463,10 +474,13 @@ async fn feed(State(sim): State<Sim>, headers: HeaderMap, body: axum::body::Byte
             record(&mut w, 503, None, 0);
             return error(StatusCode::SERVICE_UNAVAILABLE, "Service unavailable");
         }
+        // LiveVox keeps agent events for 24 hours: `{}` starts at the oldest one kept, and a
+        // token from before it is refused.
+        let window = w.window_start(now_millis() - WINDOW_MS);
         match &presented {
-            None => 0,
+            None => window,
             Some(t) => match position_of(t) {
-                Some(p) if p <= w.events.len() && !(w.faults.refuse_old_tokens && p < w.latest) => p,
+                Some(p) if p >= window && p <= w.events.len() && !(w.faults.refuse_old_tokens && p < w.latest) => p,
                 _ => {
                     record(&mut w, 410, None, 0);
                     return error(StatusCode::GONE, "Token expired or unknown");
@@ -492,6 +506,7 @@ async fn feed(State(sim): State<Sim>, headers: HeaderMap, body: axum::body::Byte
                 }
                 w.latest = w.latest.max(to);
                 w.high = w.high.max(to);
+                w.low = Some(w.low.map_or(from, |l| l.min(from)));
                 let token = token_of(to);
                 record(&mut w, 200, Some(token.clone()), events.len());
                 return Json(json!({"token": token, "agentEvent": events})).into_response();
