@@ -143,7 +143,15 @@ pub async fn serve(
             ready
                 .await
                 .unwrap_or_else(|_| Err(ConsumerError::Refused("the interval pipeline did not start".into())))?;
-            let connections = status::connections::spawn(cfg, wfm, board, link, shared.codec.clone(), shutdown);
+            let connections = status::connections::spawn(
+                cfg,
+                wfm,
+                board,
+                link,
+                shared.codec.clone(),
+                shared.metrics.clone(),
+                shutdown,
+            );
             let result = interval_task.await.unwrap_or(Ok(()));
             let _ = connections.await;
             result

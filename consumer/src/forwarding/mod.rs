@@ -191,6 +191,8 @@ pub struct Pipeline {
     latency_sum: Arc<AtomicU64>,
     /// Total lag of the assigned agent-state partitions, for `/metrics`.
     lag_gauge: Arc<std::sync::atomic::AtomicI64>,
+    /// The WFM connection for `/metrics`: 2 CONNECTED, 1 DEGRADED, 0 DISCONNECTED.
+    wfm_gauge: Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl Pipeline {
@@ -249,6 +251,11 @@ impl Pipeline {
             latency_count: c("acd_agent_state_latency_ms_count", "Agent states with a measured latency"),
             latency_sum: c("acd_agent_state_latency_ms_sum", "Sum of measured latencies, ms"),
             latency,
+            wfm_gauge: metrics.gauge(
+                "acd_wfm_state",
+                "WFM connection: 2 CONNECTED, 1 DEGRADED (recent failures), 0 DISCONNECTED (outage)",
+                &[],
+            ),
             lag_gauge: metrics.gauge(
                 "acd_consumer_lag",
                 "Records not yet forwarded on the assigned agent-state partitions",
@@ -567,12 +574,13 @@ impl Pipeline {
         b.wfm_last_success_utc = (last > 0).then(|| format_millis(last));
         let failures = self.wfm.failures_in_a_row.load(Ordering::Relaxed);
         b.wfm_failures_in_a_row = failures;
-        b.wfm_state = match failures {
-            0 => "CONNECTED",
-            1..=3 => "DEGRADED",
-            _ => "DISCONNECTED",
-        }
-        .to_string();
+        let (state, gauge) = match failures {
+            0 => ("CONNECTED", 2),
+            1..=3 => ("DEGRADED", 1),
+            _ => ("DISCONNECTED", 0),
+        };
+        b.wfm_state = state.to_string();
+        self.wfm_gauge.store(gauge, Ordering::Relaxed);
     }
 }
 

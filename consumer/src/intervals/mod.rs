@@ -800,6 +800,13 @@ impl Intervals {
     /// Keeps the latest delivered interval per stream on the status board.
     fn note_delivered(&self, path: &str, start: Millis) {
         let stream = if path == self.wfm.paths().agent_activity { "agent-activity" } else { "intraday" };
+        self.metrics
+            .gauge(
+                "acd_interval_last_delivery_timestamp_seconds",
+                "When the WFM last accepted (or already had) an interval report, Unix seconds",
+                &[("stream", stream)],
+            )
+            .store(now_millis() / 1000, Ordering::Relaxed);
         let start_date = format_millis(start);
         let mut b = self.board.lock().expect("board");
         let last = b.last_delivered_interval.entry(stream.to_string()).or_default();

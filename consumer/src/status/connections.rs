@@ -234,6 +234,7 @@ pub fn spawn(
     board: SharedBoard,
     link: Arc<KafkaLink>,
     codec: Arc<Codec>,
+    metrics: acd_core::metrics::Registry,
     shutdown: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<ConnectorStatus>(1024);
@@ -261,7 +262,22 @@ pub fn spawn(
                 _ = tick.tick() => {}
             }
             let now = now_millis();
-            board.lock().expect("board").connectors = known.connectors(now);
+            let views = known.connectors(now);
+            for v in &views {
+                let value = match v.status {
+                    ConnectionState::Connected => 2,
+                    ConnectionState::Degraded => 1,
+                    ConnectionState::Disconnected => 0,
+                };
+                metrics
+                    .gauge(
+                        "acd_connector_state",
+                        "ACD connector state as its producer reports it: 2 CONNECTED, 1 DEGRADED, 0 DISCONNECTED",
+                        &[("acd_id", &v.acd_id), ("connector", &v.connector)],
+                    )
+                    .store(value, std::sync::atomic::Ordering::Relaxed);
+            }
+            board.lock().expect("board").connectors = views;
             for body in notifier.due(&known.per_acd(now), now) {
                 let json = serde_json::to_vec(&body).expect("connection body serialises");
                 let answer = wfm.call(reqwest::Method::POST, &path, Some(&json)).await;
