@@ -279,6 +279,9 @@ fn a_refused_token_restarts_the_feed_and_status_says_degraded_naming_the_gap() {
     assert_eq!(distinct.len(), states.len(), "no state reached the WFM twice");
 }
 
+/// Activity lists by (startDate, agentValue): (state, startTime, duration) each.
+type Lists = BTreeMap<(String, String), Vec<(String, String, i64)>>;
+
 /// The contract's default categories, for LiveVox's event types.
 fn category(code: &str) -> u8 {
     match code {
@@ -313,7 +316,7 @@ fn agent_rows_computed_from_livevox_states_equal_the_simulators_truth() {
     }
     let mut want: BTreeMap<(String, String), (i64, i64, i64)> = BTreeMap::new();
     // Activity: each state's segment, whole, in the interval where it ends; logged-off ones left out.
-    let mut want_activity: BTreeMap<(String, String), Vec<(String, String, i64)>> = BTreeMap::new();
+    let mut want_activity: Lists = BTreeMap::new();
     for (agent, mut states) in by_agent {
         states.sort();
         for w in states.windows(2) {
@@ -377,7 +380,7 @@ fn agent_rows_computed_from_livevox_states_equal_the_simulators_truth() {
     assert!(want_activity.len() >= 50, "{} activity lists", want_activity.len());
     poll("the WFM's activity lists equal the truth's", Duration::from_secs(120), || {
         let wfm = lv.wfm();
-        let got: BTreeMap<(String, String), Vec<(String, String, i64)>> = wfm["agentActivity"]
+        let got: Lists = wfm["agentActivity"]
             .as_array()?
             .iter()
             .filter(|r| !r["agentActivity"].as_array().is_some_and(Vec::is_empty))
