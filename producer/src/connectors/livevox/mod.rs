@@ -148,7 +148,7 @@ pub async fn run(cfg: LiveVoxConfig, publisher: Arc<Publisher>, statuses: Status
                         retry_after: None,
                         message: "feed answer without a token".into(),
                     };
-                    wait_after(&e, &mut backoff, &session, &statuses, &acd, &shutdown).await;
+                    wait_after(&e, gap.as_deref(), &mut backoff, &session, &statuses, &acd, &shutdown).await;
                     continue;
                 };
                 let (states, bad) = map_events(&answer, &acd, &cfg.reason_field, now_millis());
@@ -201,10 +201,7 @@ pub async fn run(cfg: LiveVoxConfig, publisher: Arc<Publisher>, statuses: Status
                     tracing::error!(error = %e, "LiveVox feed token not cleared");
                 }
             }
-            _ => wait_after(&failure, &mut backoff, &session, &statuses, &acd, &shutdown).await,
-        }
-        if let Some(reason) = &gap {
-            statuses.set(&acd, CONNECTOR, ConnectionState::Degraded, reason);
+            _ => wait_after(&failure, gap.as_deref(), &mut backoff, &session, &statuses, &acd, &shutdown).await,
         }
     }
     session.logout().await;
@@ -212,8 +209,11 @@ pub async fn run(cfg: LiveVoxConfig, publisher: Arc<Publisher>, statuses: Status
 }
 
 /// Logs a failed call once per kind, sets the state it implies, and waits by the retry policy.
+/// While the feed is restarting after a refused token (`gap`), the state stays DEGRADED (or
+/// DISCONNECTED) with a detail that still names the possible gap.
 async fn wait_after(
     e: &CallError,
+    gap: Option<&str>,
     backoff: &mut Schedule,
     session: &Session,
     statuses: &Statuses,
@@ -235,7 +235,12 @@ async fn wait_after(
     } else if n.is_multiple_of(10) {
         tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "LiveVox call failed; retrying");
     }
-    statuses.set(acd, CONNECTOR, state, &e.to_string());
+    let detail = match gap {
+        Some(gap) => format!("{gap}; now: {e}"),
+        None => e.to_string(),
+    };
+    let state = if gap.is_some() && state != ConnectionState::Disconnected { ConnectionState::Degraded } else { state };
+    statuses.set(acd, CONNECTOR, state, &detail);
     tokio::select! {
         _ = shutdown.cancelled() => {}
         _ = tokio::time::sleep(wait) => {}
