@@ -41,7 +41,7 @@ pub fn status(cfg: &Config) -> Result<Value, OpsError> {
         if tpl.count() == 0 {
             continue;
         }
-        let committed = c.committed_offsets(tpl, TIMEOUT)?;
+        let committed = committed_offsets(&c, tpl)?;
         for e in committed.elements() {
             let (lo, hi) = c.fetch_watermarks(topic, e.partition(), TIMEOUT)?;
             let next = match e.offset() {
@@ -198,4 +198,30 @@ pub fn status_text(v: &Value) -> String {
         }
     }
     out
+}
+
+/// A group's committed offsets, asked again for up to 20 s while the group's coordinator is
+/// moving or loading (a just-started or just-restarted broker answers `NotCoordinator` or
+/// `CoordinatorLoadInProgress` for a while): `status` reports, it does not fail on a broker's
+/// passing state.
+fn committed_offsets(
+    c: &rdkafka::consumer::BaseConsumer,
+    tpl: TopicPartitionList,
+) -> Result<TopicPartitionList, rdkafka::error::KafkaError> {
+    use rdkafka::types::RDKafkaErrorCode::*;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        match c.committed_offsets(tpl.clone(), TIMEOUT) {
+            Err(e)
+                if std::time::Instant::now() < deadline
+                    && matches!(
+                        e.rdkafka_error_code(),
+                        Some(NotCoordinator | CoordinatorLoadInProgress | CoordinatorNotAvailable)
+                    ) =>
+            {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            other => return other,
+        }
+    }
 }
