@@ -13,7 +13,7 @@ use acd_schemas::wfm::{ActivityJson, AgentActivityEntry, AgentPerformanceRow};
 use crate::agent_map::AgentMap;
 use crate::categories::{Categories, Category};
 use crate::grid::{round_seconds, Closing, Grid};
-use crate::sent::{MemorySent, Sent, SentStore};
+use crate::sent::{MemorySent, Sent, SentBox, SentStore};
 use crate::Admit;
 
 /// One interval's agent rows and activity lists.
@@ -80,15 +80,6 @@ pub struct AgentBook {
     /// recomputation that no longer produces them can overwrite them, even in a rebuilt book
     /// when the store outlives this one.
     sent: SentBox,
-}
-
-/// The seam, with a `Debug` that does not look inside.
-struct SentBox(Box<dyn SentStore>);
-
-impl std::fmt::Debug for SentBox {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SentStore")
-    }
 }
 
 impl AgentBook {

@@ -11,7 +11,7 @@ use acd_schemas::wfm::{AgentQueueRow, QueueRow};
 
 use crate::grid::{Closing, Grid};
 use crate::keys::{KeyStore, Keys, MemoryKeys, HOT_INTERVALS};
-use crate::sent::{MemorySent, Sent, SentStore};
+use crate::sent::{MemorySent, Sent, SentBox, SentStore};
 use crate::sla::Formula;
 use crate::Admit;
 
@@ -98,15 +98,6 @@ pub struct QueueBook {
     pruned_at: Millis,
     /// The queue and agent-queue rows returned per interval (see [`crate::sent`]).
     sent: SentBox,
-}
-
-/// The seam, with a `Debug` that does not look inside.
-struct SentBox(Box<dyn SentStore>);
-
-impl std::fmt::Debug for SentBox {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SentStore")
-    }
 }
 
 /// Two SipHash digests of the contact's identity, over domain-separated inputs, as one

@@ -110,6 +110,15 @@ pub trait SentStore: Send {
     fn forget_before(&mut self, start: Millis);
 }
 
+/// A book's store, with a `Debug` that does not look inside.
+pub(crate) struct SentBox(pub(crate) Box<dyn SentStore>);
+
+impl std::fmt::Debug for SentBox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SentStore")
+    }
+}
+
 /// Keys in memory, for as long as the book lives.
 #[derive(Debug, Default, Clone)]
 pub struct MemorySent(pub BTreeMap<Millis, Sent>);

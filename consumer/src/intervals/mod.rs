@@ -862,7 +862,7 @@ impl Post for Poster<'_> {
     }
 
     async fn refused(&mut self, letter: DeadLetter, start: Millis, what: &str) -> bool {
-        let sent = self.pipeline.dlq.send(&requests::report_letter(letter, start, what)).await;
+        let sent = self.pipeline.dlq.send(&requests::keyed_letter(letter, start, what)).await;
         if !sent {
             // Shutting down before the letter was written: the round is not committed, and the
             // report is computed and refused again after the restart.

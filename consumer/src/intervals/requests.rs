@@ -244,7 +244,7 @@ pub trait Post {
 }
 
 /// The dead-letter key and interval header of a refused report.
-pub fn report_letter(letter: DeadLetter, start: Millis, what: &str) -> DeadLetter {
+pub fn keyed_letter(letter: DeadLetter, start: Millis, what: &str) -> DeadLetter {
     let key = format!("{}/{}/{what}", letter.kind.as_str(), format_millis(start));
     DeadLetter { key, ..letter }.header("dlq.interval.start", format_millis(start))
 }
@@ -411,7 +411,7 @@ mod tests {
         }
 
         async fn refused(&mut self, letter: DeadLetter, start: Millis, what: &str) -> bool {
-            self.letters.push(report_letter(letter, start, what).key);
+            self.letters.push(keyed_letter(letter, start, what).key);
             true
         }
     }
