@@ -66,9 +66,16 @@ mod container {
     }
 }
 
-/// A port nobody listens on right now.
+/// A port nobody listens on right now, below the kernel's ephemeral range (32768 and up), so
+/// that no outgoing connection (a Kafka client's, say) takes it before the process that is to
+/// listen on it starts.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    loop {
+        let port = rand::random::<u16>() % 12_000 + 20_000;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// A name unique to this test run, for topics, groups and folders.
