@@ -36,9 +36,10 @@ pub struct DemoArgs {
     /// Seed of the simulated ACD.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
-    /// The ACD: `sim` (the built-in simulator posting to the push API) or `livevox` (the LiveVox
-    /// connector reading livevox-sim's agent event feed).
-    #[arg(long, default_value = "sim", value_parser = ["sim", "livevox"])]
+    /// The ACD: `sim` (the built-in simulator posting to the push API), `livevox` (the LiveVox
+    /// connector reading livevox-sim's agent event feed) or `cms` (the Avaya CMS connector fed by
+    /// cms-sim through the real-time socket, call history files and historical exports).
+    #[arg(long, default_value = "sim", value_parser = ["sim", "livevox", "cms"])]
     pub acd: String,
 }
 
@@ -61,7 +62,11 @@ pub async fn run(args: DemoArgs) -> ExitCode {
         let filter = tracing_subscriber::EnvFilter::from_env("ACD_BRIDGE_LOG");
         tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     }
-    let result = if args.acd == "livevox" { demo_livevox(args).await } else { demo(args).await };
+    let result = match args.acd.as_str() {
+        "livevox" => demo_livevox(args).await,
+        "cms" => demo_cms(args).await,
+        _ => demo(args).await,
+    };
     match result {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
@@ -510,6 +515,140 @@ async fn demo_livevox(args: DemoArgs) -> anyhow::Result<bool> {
         println!(
             "demo check: FAIL served {} of {generated}, missing {missing}, unexpected {extra}, delivered twice {twice}, agent rows {rows}",
             want.len()
+        );
+    }
+    Ok(pass)
+}
+
+async fn demo_cms(args: DemoArgs) -> anyhow::Result<bool> {
+    if args.agents == 0 || args.minutes == 0 {
+        anyhow::bail!("--agents and --minutes must be positive");
+    }
+    let started = Instant::now();
+    let shutdown = CancellationToken::new();
+    let mock = MockCluster::new(1)?;
+    let dir = std::env::temp_dir().join(format!("acd-bridge-demo-cms-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let wfm = acd_emulators::wfm::start(acd_emulators::wfm::SimArgs::default(), shutdown.clone()).await?;
+    let ingest = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let rt = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let (ech, hist) = (dir.join("ech"), dir.join("hist"));
+    let mut cfg = embedded(&mock, &wfm);
+    cfg.consumer.state_dir = dir.join("state").display().to_string();
+    cfg.consumer.group_id = "acd-bridge-demo-cms".into();
+    cfg.interval.idle_close_seconds = 1;
+    cfg.interval.zero_fill_days = 0;
+    cfg.connectors.avaya_cms = Some(acd_core::config::AvayaCmsConfig {
+        enabled: true,
+        acd_id: "cms".into(),
+        rt_listen: rt.to_string(),
+        rt_refresh_seconds: 5,
+        ech_dir: ech.display().to_string(),
+        ech_settle_ms: 200,
+        hist_dir: hist.display().to_string(),
+        ..Default::default()
+    });
+    create_topics(&mock, &cfg)?;
+    let sim_args = acd_emulators::cms::CmsArgs {
+        rt: rt.to_string(),
+        refresh_seconds: 5,
+        ha: true,
+        faults: true,
+        snapshot_ms: 10,
+        ech_dir: ech.display().to_string(),
+        hist_dir: hist.display().to_string(),
+        agents: args.agents,
+        splits: args.queues.max(1),
+        minutes: args.minutes,
+        seed: args.seed,
+        ..Default::default()
+    };
+    println!(
+        "acd-bridge demo --acd cms: {} agents, {} splits, {} minutes of Avaya CMS",
+        args.agents, sim_args.splits, args.minutes
+    );
+    println!("  Kafka    in-process mock cluster at {}", cfg.kafka.brokers);
+    println!(
+        "  CMS      cms-sim: real-time socket to {rt} (two connections), call history in {}, exports in {}",
+        ech.display(),
+        hist.display()
+    );
+    println!("  WFM      wfm-sim at http://{}", wfm.addr);
+    let producer = tokio::spawn(acd_producer::serve(cfg.clone(), ingest, shutdown.clone()));
+    let consumer = tokio::spawn(acd_consumer::serve(cfg.clone(), admin, shutdown.clone()));
+    let truth = acd_emulators::cms::run(sim_args).await?;
+    let want_states: HashSet<(String, String, String, String)> = truth
+        .agent_states
+        .iter()
+        .map(|s| (s.login_id.clone(), s.event_code.clone(), s.reason_code.clone(), format_millis(s.event_utc_time)))
+        .collect();
+    // (start, queue) -> (contacts received, handle time in ms) from the simulator's own arithmetic.
+    let want_rows: QueueFigures = truth
+        .queue_rows
+        .iter()
+        .map(|q| ((q.start_ms, q.queue_value.clone()), (q.contacts_received, (q.handle_time * 1000.0).round() as i64)))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let (states, rows) = loop {
+        let states: Vec<_> = received_states(&wfm).into_iter().filter(|s| s.acd_id == "cms").collect();
+        let rows = queue_rows(&wfm, &want_rows);
+        eprint!(
+            "\r  agent states at the WFM {:>6} of {:<6}   queue rows {:>4} of {:<4}",
+            states.len(),
+            want_states.len(),
+            rows.len(),
+            want_rows.len()
+        );
+        if (states.len() >= want_states.len() && rows == want_rows) || Instant::now() > deadline {
+            break (states, rows);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    eprintln!();
+    let got_states: HashSet<(String, String, String, String)> = states
+        .iter()
+        .map(|s| (s.login_id.clone(), s.event_code.clone(), s.reason_code.clone(), s.event_utc_time.clone()))
+        .collect();
+    let twice = states.len() - got_states.len();
+    let missing = want_states.difference(&got_states).count();
+    let extra = got_states.difference(&want_states).count();
+    let rows_wrong = want_rows.iter().filter(|(k, v)| rows.get(*k) != Some(*v)).count();
+    let processed = |d: &std::path::Path| std::fs::read_dir(d.join("processed")).map(|r| r.count()).unwrap_or(0);
+    let (ech_done, hist_done) = (processed(&ech), processed(&hist));
+    shutdown.cancel();
+    let _ = producer.await;
+    let _ = consumer.await;
+    let _ = std::fs::remove_dir_all(&dir);
+    println!("  {:<40}{:>10}", "real-time snapshots (two connections)", truth.snapshots);
+    println!("  {:<40}{:>10}", "agent states expected", want_states.len());
+    println!("  {:<40}{:>10}", "agent states at the WFM", got_states.len());
+    println!("  {:<40}{:>10}", "delivered twice / missing / unexpected", format!("{twice}/{missing}/{extra}"));
+    println!(
+        "  {:<40}{:>10}",
+        "call segments (not ACD contacts)",
+        format!("{} ({})", truth.segments, truth.segments_skipped)
+    );
+    println!("  {:<40}{:>10}", "call history files processed", format!("{ech_done} of {}", truth.ech_files.len()));
+    println!("  {:<40}{:>10}", "export files processed", format!("{hist_done} of {}", truth.hist_files.len()));
+    println!(
+        "  {:<40}{:>10}",
+        "queue rows as computed from CMS data",
+        format!("{} of {}", want_rows.len() - rows_wrong, want_rows.len())
+    );
+    println!("  took {:.1} s", started.elapsed().as_secs_f64());
+    let pass = twice == 0 && missing == 0 && extra == 0 && rows_wrong == 0 && !want_rows.is_empty();
+    if pass {
+        println!(
+            "demo check: PASS {} CMS agent states delivered exactly once; {} queue rows equal the figures computed from the call records and exports",
+            want_states.len(),
+            want_rows.len()
+        );
+    } else {
+        println!(
+            "demo check: FAIL states missing {missing}, unexpected {extra}, twice {twice}; queue rows wrong {rows_wrong} of {}",
+            want_rows.len()
         );
     }
     Ok(pass)

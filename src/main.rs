@@ -39,6 +39,9 @@ enum Command {
     WfmSim(acd_emulators::wfm::SimArgs),
     /// Serves a LiveVox API emulator (session and agent event feed), for the LiveVox connector.
     LivevoxSim(acd_emulators::livevox::LiveVoxArgs),
+    /// An Avaya CMS: plays a contact-center period into the real-time socket, call history files
+    /// and historical exports, and writes the figures the WFM should then hold.
+    CmsSim(acd_emulators::cms::CmsArgs),
     /// Consumer lag per partition, dead letters by reason, the consumer's WFM state.
     Status {
         #[arg(long)]
@@ -230,7 +233,14 @@ async fn main() -> ExitCode {
                 Err(code) => return code,
             };
             let shutdown = acd_core::shutdown::on_signal();
-            finish(acd_producer::run(cfg, shutdown).await.map_err(Into::into))
+            match acd_producer::run(cfg, shutdown).await {
+                // A certificate or key that cannot be used is a configuration error.
+                Err(e @ acd_producer::ProducerError::Tls(_)) => {
+                    eprintln!("acd-bridge: {e}");
+                    ExitCode::from(2)
+                }
+                other => finish(other.map_err(Into::into)),
+            }
         }
         Command::Consume { config } => {
             let cfg = match load(&config) {
@@ -316,5 +326,21 @@ async fn main() -> ExitCode {
             let shutdown = acd_core::shutdown::on_signal();
             finish(acd_emulators::livevox::serve(args, shutdown).await.map_err(Into::into))
         }
+        Command::CmsSim(args) => match acd_emulators::cms::run(args).await {
+            Ok(t) => {
+                println!(
+                    "cms-sim: {} snapshots, {} agent states, {} call segments in {} files ({} not ACD contacts), {} export files, {} queue rows expected",
+                    t.snapshots,
+                    t.agent_states.len(),
+                    t.segments,
+                    t.ech_files.len(),
+                    t.segments_skipped,
+                    t.hist_files.len(),
+                    t.queue_rows.len()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => finish(Err(e)),
+        },
     }
 }

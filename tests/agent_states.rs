@@ -364,12 +364,18 @@ fn an_instance_joining_during_a_backlog_gets_its_partitions_at_once() {
     let (posts, expected) = traffic(5, 200, 1000);
     let want = distinct(&expected);
     stack.post_states(&posts);
+    // A slow WFM (every call answered, 100 ms late) keeps the first instance inside the backlog
+    // however fast this machine reads it, so the join below always lands mid-backlog.
+    let path = "/wfm/acd/v1/agent-states";
+    stack.wfm_post("/sim/faults", json!({"path": path, "count": 1_000_000, "status": 200, "delayMs": 100}));
     stack.start_consumer();
     let delivered = |s: &Stack| s.status().and_then(|v| v["agent_states_delivered"].as_u64());
     poll("the first instance delivering", Duration::from_secs(60), || (delivered(&stack)? > 0).then_some(()));
     let (second, _) = stack.second_consumer();
     poll("the second instance's assignment", Duration::from_secs(60), || assigned(&second).then_some(()));
     let at_join = delivered(&stack).unwrap();
+    let r = http().delete(stack.setup.wfm("/sim/faults")).send().unwrap();
+    assert!(r.status().is_success());
     assert!(
         at_join < want as u64,
         "the second instance got partitions only once the first had read the whole backlog ({at_join} of {want})"
@@ -585,4 +591,73 @@ fn acd_connection_state_reaches_the_wfm_and_status() {
     assert_eq!(gone["detail"], "producer stopped");
     let text = status(&[]);
     assert!(text.contains("east: DISCONNECTED"), "{text}");
+}
+
+/// Sends SIGTERM to `pid` once `accepted` reaches `after`, and returns how long the process took
+/// to exit (it is a zombie until its parent waits for it).
+fn sigterm_when(
+    pid: u32,
+    accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    after: usize,
+) -> std::thread::JoinHandle<Duration> {
+    std::thread::spawn(move || {
+        poll("load before the SIGTERM", Duration::from_secs(120), || {
+            (accepted.load(std::sync::atomic::Ordering::SeqCst) >= after).then_some(())
+        });
+        let sent = std::time::Instant::now();
+        assert!(std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap().success());
+        poll("the process to exit", Duration::from_secs(60), || {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let state = stat.rsplit_once(") ").map(|(_, r)| r.chars().next().unwrap_or('Z')).unwrap_or('Z');
+            (state == 'Z' || state == 'X').then_some(())
+        });
+        sent.elapsed()
+    })
+}
+
+#[test]
+fn sigterm_to_produce_and_to_consume_under_load_exits_0_and_loses_nothing_accepted() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let mut stack = Stack::start("states-sigterm-load", &[], "");
+    let (posts, expected) = traffic(11, 60, 120);
+    let chunks: Vec<Vec<Value>> = posts.chunks(100).map(<[Value]>::to_vec).collect();
+    let accepted = std::sync::Arc::new(AtomicUsize::new(0));
+    // Posts chunks from `from` until one is not accepted (the producer going away) or all are.
+    let post_from = |stack: &Stack, from: usize, accepted: &AtomicUsize| -> usize {
+        let mut i = from;
+        while i < chunks.len() {
+            let body = json!({ "agentStateList": chunks[i] });
+            match http().post(stack.setup.ingest("/v1/agent-states")).json(&body).send() {
+                Ok(r) if r.status().as_u16() == 202 => {
+                    i += 1;
+                    accepted.store(i, Ordering::SeqCst);
+                }
+                _ => break,
+            }
+        }
+        i
+    };
+    // produce gets SIGTERM while requests keep coming.
+    let killer = sigterm_when(stack.produce.child.id(), accepted.clone(), chunks.len() / 3);
+    let mut next = post_from(&stack, 0, &accepted);
+    let took = killer.join().unwrap();
+    assert_eq!(stack.produce.child.wait().unwrap().code(), Some(0), "produce exits 0 on SIGTERM");
+    assert!(took < Duration::from_secs(10), "produce took {took:?} to stop");
+    eprintln!("produce stopped {took:?} after SIGTERM, with {next} of {} chunks accepted", chunks.len());
+    stack.produce =
+        Proc::start("produce", &["produce", "--config", stack.cfg.to_str().unwrap()], &stack.setup.scratch.0);
+    wait_ok(&stack.setup.ingest("/healthz"), Duration::from_secs(60));
+    // consume gets SIGTERM in the middle of delivering.
+    let consume_pid = stack.consume.as_ref().unwrap().child.id();
+    let killer = sigterm_when(consume_pid, accepted.clone(), next + (chunks.len() - next) / 2);
+    next = post_from(&stack, next, &accepted);
+    let took = killer.join().unwrap();
+    let code = stack.consume.as_mut().unwrap().child.wait().unwrap().code();
+    assert_eq!(code, Some(0), "consume exits 0 on SIGTERM");
+    assert!(took < Duration::from_secs(10), "consume took {took:?} to stop");
+    eprintln!("consume stopped {took:?} after SIGTERM");
+    stack.start_consumer();
+    assert_eq!(post_from(&stack, next, &accepted), chunks.len());
+    let twice = every_state_delivered(&stack, &expected, Duration::from_secs(180));
+    eprintln!("SIGTERM under load: {} states, all delivered, {twice} twice", distinct(&expected));
 }

@@ -309,3 +309,112 @@ fn free_port_pair() -> u16 {
         }
     }
 }
+
+/// A test CA and a server certificate for 127.0.0.1 made with openssl; None where openssl is absent.
+fn test_ca(dir: &std::path::Path) -> Option<(std::path::PathBuf, std::path::PathBuf, std::path::PathBuf)> {
+    let run = |args: &[&str]| {
+        std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    };
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n").unwrap();
+    let ok = run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=acd-bridge test CA",
+    ]) && run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]) && run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+    ]);
+    ok.then(|| (dir.join("ca.pem"), dir.join("server.pem"), dir.join("server.key")))
+}
+
+#[test]
+fn the_ingest_api_over_tls_to_a_client_that_trusts_only_the_test_ca() {
+    let setup = Setup::new("ingest-tls");
+    let Some((ca, cert, key)) = test_ca(&setup.scratch.0) else {
+        eprintln!("SKIPPED: openssl is not on this machine, so no test certificate can be made");
+        return;
+    };
+    let token = "tls-token-Zq81";
+    let cfg = setup.config(&format!(
+        "#ingest\ntokens = [\"{token}\"]\ntls_cert_file = \"{}\"\ntls_key_file = \"{}\"\n",
+        cert.display(),
+        key.display()
+    ));
+    let _p = Proc::start("produce", &["produce", "--config", cfg.to_str().unwrap()], &setup.scratch.0);
+    let ca_pem = std::fs::read(&ca).unwrap();
+    let trusting = reqwest::blocking::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca_pem).unwrap())
+        .build()
+        .unwrap();
+    let url = |p: &str| format!("https://127.0.0.1:{}{p}", setup.ingest_port);
+    poll("the ingest API over TLS", Duration::from_secs(60), || {
+        trusting.get(url("/healthz")).send().ok().filter(|r| r.status().is_success())
+    });
+    let body = serde_json::json!({"agentStateList": [{"loginId": "a1", "acdId": "east", "eventCode": "AVAIL",
+        "reasonCode": "", "eventUtcTime": "2024-04-17T10:00:00.000Z"}]});
+    let r = trusting.post(url("/v1/agent-states")).bearer_auth(token).json(&body).send().unwrap();
+    assert_eq!(r.status(), 202, "{}", r.text().unwrap_or_default());
+    let r = trusting.post(url("/v1/agent-states")).bearer_auth("wrong").json(&body).send().unwrap();
+    assert_eq!(r.status(), 401);
+    // A client that does not trust the test CA refuses the server; plain HTTP gets no answer.
+    let stranger = reqwest::blocking::Client::builder().tls_built_in_root_certs(true).build().unwrap();
+    let e = stranger.get(url("/healthz")).send().unwrap_err();
+    assert!(format!("{e:?}").to_lowercase().contains("certificate"), "{e:?}");
+    assert!(http().get(setup.ingest("/healthz")).send().map(|r| !r.status().is_success()).unwrap_or(true));
+    // A key that does not belong to the certificate is a configuration error naming the key.
+    let other = setup.scratch.0.join("ca2");
+    std::fs::create_dir_all(&other).unwrap();
+    let (_, other_cert, _) = test_ca(&other).unwrap();
+    let bad = setup.config(&format!(
+        "#ingest\ntls_cert_file = \"{}\"\ntls_key_file = \"{}\"\n",
+        other_cert.display(),
+        key.display()
+    ));
+    let out = std::process::Command::new(BIN).args(["produce", "--config", bad.to_str().unwrap()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("ingest.tls_key_file"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

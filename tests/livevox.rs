@@ -122,19 +122,7 @@ impl Lv {
             })
             .collect();
         poll("every served event at the WFM", Duration::from_secs(120), || {
-            let got: BTreeSet<(String, String, String, String)> = self.wfm()["agentStates"]
-                .as_array()?
-                .iter()
-                .filter(|s| s["acdId"] == "lv")
-                .map(|s| {
-                    (
-                        s["loginId"].as_str().unwrap_or("").to_string(),
-                        s["eventCode"].as_str().unwrap_or("").to_string(),
-                        s["reasonCode"].as_str().unwrap_or("").to_string(),
-                        s["eventUtcTime"].as_str().unwrap_or("").to_string(),
-                    )
-                })
-                .collect();
+            let got = wfm_agent_states(&self.wfm(), "lv");
             (got == want).then_some(())
         });
         want.len()

@@ -122,6 +122,10 @@ pub struct IngestConfig {
     /// One token per line; added to `tokens`.
     pub tokens_file: String,
     pub max_body_bytes: usize,
+    /// PEM certificate chain; with `tls_key_file`, the API is served over TLS only.
+    pub tls_cert_file: String,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of `tls_cert_file`.
+    pub tls_key_file: String,
 }
 
 impl Default for IngestConfig {
@@ -132,6 +136,8 @@ impl Default for IngestConfig {
             tokens: Vec::new(),
             tokens_file: String::new(),
             max_body_bytes: 10 * 1024 * 1024,
+            tls_cert_file: String::new(),
+            tls_key_file: String::new(),
         }
     }
 }
@@ -274,6 +280,56 @@ pub struct AgentsConfig {
 pub struct Connectors {
     pub simulator: Option<SimulatorConfig>,
     pub livevox: Option<LiveVoxConfig>,
+    pub avaya_cms: Option<AvayaCmsConfig>,
+}
+
+/// `[connectors.avaya_cms]`: Avaya CMS's real-time socket, External Call History files and
+/// historical exports (docs/connectors.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AvayaCmsConfig {
+    pub enabled: bool,
+    pub acd_id: String,
+    /// IANA zone of the switch, for the historical export times.
+    pub time_zone: String,
+    /// queueName per split; default: the split number.
+    pub queue_names: std::collections::BTreeMap<String, String>,
+    /// `host:port` CMS connects to; empty: off.
+    pub rt_listen: String,
+    /// One character, or `whitespace` (runs of blanks).
+    pub rt_delimiter: String,
+    pub rt_columns: Vec<String>,
+    pub rt_end_marker: String,
+    pub rt_refresh_seconds: u64,
+    /// External Call History drop directory; empty: off.
+    pub ech_dir: String,
+    pub ech_settle_ms: u64,
+    /// hsplit/hagent CSV export drop directory; empty: off.
+    pub hist_dir: String,
+    /// Also publish agentSystemPerformanceReport rows from hagent.
+    pub hist_agent_performance: bool,
+}
+
+impl Default for AvayaCmsConfig {
+    fn default() -> Self {
+        AvayaCmsConfig {
+            enabled: false,
+            acd_id: "cms".into(),
+            time_zone: "UTC".into(),
+            queue_names: Default::default(),
+            rt_listen: String::new(),
+            rt_delimiter: "|".into(),
+            rt_columns: ["LOGID", "WORKMODE", "DIRECTION", "AUXREASON", "AGTIME", "WORKSKILL"]
+                .map(String::from)
+                .to_vec(),
+            rt_end_marker: "END_OF_SNAPSHOT".into(),
+            rt_refresh_seconds: 15,
+            ech_dir: String::new(),
+            ech_settle_ms: 2000,
+            hist_dir: String::new(),
+            hist_agent_performance: false,
+        }
+    }
 }
 
 /// `[connectors.livevox]`: LiveVox's agent event feed (docs/connectors.md).
@@ -323,6 +379,53 @@ impl Default for LiveVoxConfig {
     }
 }
 
+impl AvayaCmsConfig {
+    fn check(&self) -> Result<(), ConfigError> {
+        let key = |k: &str| format!("connectors.avaya_cms.{k}");
+        if self.acd_id.trim().is_empty() {
+            return Err(err(&key("acd_id"), "must not be empty"));
+        }
+        if self.time_zone.parse::<chrono_tz::Tz>().is_err() {
+            return Err(err(
+                &key("time_zone"),
+                format!("must be an IANA zone such as America/New_York, is {:?}", self.time_zone),
+            ));
+        }
+        if self.rt_listen.is_empty() && self.ech_dir.is_empty() && self.hist_dir.is_empty() {
+            return Err(err(
+                &key("rt_listen"),
+                "the connector is enabled but rt_listen, ech_dir and hist_dir are all empty",
+            ));
+        }
+        if !self.rt_listen.is_empty() {
+            if self.rt_listen.parse::<std::net::SocketAddr>().is_err() {
+                return Err(err(
+                    &key("rt_listen"),
+                    format!("must be an address like 0.0.0.0:7001, is {:?}", self.rt_listen),
+                ));
+            }
+            if self.rt_delimiter != "whitespace" && self.rt_delimiter.chars().count() != 1 {
+                return Err(err(
+                    &key("rt_delimiter"),
+                    format!("must be one character or \"whitespace\", is {:?}", self.rt_delimiter),
+                ));
+            }
+            for required in ["LOGID", "WORKMODE"] {
+                if !self.rt_columns.iter().any(|c| c.eq_ignore_ascii_case(required)) {
+                    return Err(err(&key("rt_columns"), format!("must name the column {required}")));
+                }
+            }
+            if self.rt_end_marker.is_empty() {
+                return Err(err(&key("rt_end_marker"), "must not be empty"));
+            }
+            if self.rt_refresh_seconds < 1 {
+                return Err(err(&key("rt_refresh_seconds"), "must be at least 1"));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// `[connectors.livevox.paths]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -366,6 +469,20 @@ impl Default for SimulatorConfig {
 
 const ENV_PREFIX: &str = "ACD_BRIDGE__";
 
+/// Configuration and secret files are small: a larger one (or a device such as `/dev/zero`) is
+/// refused rather than read forever.
+pub const MAX_FILE: u64 = 4 * 1024 * 1024;
+
+fn read_bounded(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)?.take(MAX_FILE + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_FILE {
+        return Err(std::io::Error::other(format!("larger than {MAX_FILE} bytes")));
+    }
+    Ok(text)
+}
+
 impl Config {
     /// Reads `path` (when given), applies the environment's overrides, reads secret files and
     /// checks every value.
@@ -378,15 +495,26 @@ impl Config {
         path: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, ConfigError> {
-        let mut table = match path {
+        match path {
             Some(p) => {
-                let text = std::fs::read_to_string(p)
-                    .map_err(|e| err("--config", format!("cannot read {}: {e}", p.display())))?;
-                toml::from_str::<toml::Table>(&text)
-                    .map_err(|e| err(&p.display().to_string(), e.message().to_string()))?
+                let text = read_bounded(p).map_err(|e| err("--config", format!("cannot read {}: {e}", p.display())))?;
+                Self::from_toml_str_named(&text, &p.display().to_string(), env)
             }
-            None => toml::Table::new(),
-        };
+            None => Self::from_toml_str_named("", "", env),
+        }
+    }
+
+    /// A configuration from TOML text and an environment (the fuzz target's entry).
+    pub fn from_toml_str(text: &str, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
+        Self::from_toml_str_named(text, "configuration", env)
+    }
+
+    fn from_toml_str_named(
+        text: &str,
+        name: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut table = toml::from_str::<toml::Table>(text).map_err(|e| err(name, e.message().to_string()))?;
         let defaults = toml::Table::try_from(Config::default()).expect("defaults serialise");
         let mut env: Vec<_> = env.into_iter().filter(|(k, _)| k.starts_with(ENV_PREFIX)).collect();
         env.sort();
@@ -412,7 +540,7 @@ impl Config {
 
     fn read_secret_files(&mut self) -> Result<(), ConfigError> {
         let read = |key: &str, file: &str| {
-            std::fs::read_to_string(file).map_err(|e| err(key, format!("cannot read {file}: {e}")))
+            read_bounded(Path::new(file)).map_err(|e| err(key, format!("cannot read {file}: {e}")))
         };
         if !self.wfm.access_key_secret_file.is_empty() {
             let text = read("wfm.access_key_secret_file", &self.wfm.access_key_secret_file)?;
@@ -502,6 +630,14 @@ impl Config {
                 return Err(err("connectors.livevox.feed_timeout_ms", "must be at least 1000"));
             }
         }
+        match (self.ingest.tls_cert_file.is_empty(), self.ingest.tls_key_file.is_empty()) {
+            (true, false) => return Err(err("ingest.tls_cert_file", "must be set when ingest.tls_key_file is")),
+            (false, true) => return Err(err("ingest.tls_key_file", "must be set when ingest.tls_cert_file is")),
+            _ => {}
+        }
+        if let Some(cms) = self.connectors.avaya_cms.as_ref().filter(|c| c.enabled) {
+            cms.check()?;
+        }
         for (name, v) in self.topics_named() {
             if v.is_empty() {
                 return Err(err(&format!("topics.{name}"), "must not be empty"));
@@ -537,7 +673,7 @@ impl Config {
             })
             .collect();
         if !self.kafka.properties_file.is_empty() {
-            let text = std::fs::read_to_string(&self.kafka.properties_file).map_err(|e| {
+            let text = read_bounded(Path::new(&self.kafka.properties_file)).map_err(|e| {
                 err("kafka.properties_file", format!("cannot read {}: {e}", self.kafka.properties_file))
             })?;
             for (n, line) in text.lines().enumerate() {

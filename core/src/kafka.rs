@@ -25,6 +25,50 @@ pub enum KafkaError {
     CreateTopic { topic: String, message: String },
     #[error("schema registry: {0}")]
     Registry(String),
+    #[error("kafka: cannot use the brokers {brokers}: {error}; the connection failed with: {cause}")]
+    Unreachable { brokers: String, error: String, cause: String },
+}
+
+/// A client context that keeps librdkafka's first warnings and errors, so that a failure at
+/// start can say why (a refused SASL login, an untrusted certificate) and not only that it
+/// failed.
+#[derive(Default)]
+pub struct LastWords {
+    said: std::sync::Mutex<Vec<String>>,
+}
+
+impl LastWords {
+    /// The most telling thing librdkafka said: the first that is more than "all brokers down".
+    pub fn last(&self) -> Option<String> {
+        let said = self.said.lock().ok()?;
+        said.iter().find(|m| !m.contains("brokers are down") && !m.contains("AllBrokersDown")).or(said.first()).cloned()
+    }
+
+    fn keep(&self, m: String) {
+        if let Ok(mut said) = self.said.lock() {
+            if said.len() < 16 {
+                said.push(m);
+            }
+        }
+    }
+}
+
+impl rdkafka::ClientContext for LastWords {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+        if (level as i32) <= (rdkafka::config::RDKafkaLogLevel::Warning as i32) {
+            self.keep(format!("{fac}: {message}"));
+        }
+        tracing::debug!(target: "librdkafka", facility = fac, "{message}");
+    }
+
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        self.keep(format!("{error}: {reason}"));
+    }
+}
+
+impl rdkafka::producer::ProducerContext for LastWords {
+    type DeliveryOpaque = ();
+    fn delivery(&self, _: &rdkafka::message::DeliveryResult<'_>, _: Self::DeliveryOpaque) {}
 }
 
 /// The base client configuration: brokers and every passed-through property.
@@ -103,7 +147,8 @@ pub async fn ensure(cfg: &Config, specs: &[TopicSpec<'_>]) -> Result<(), KafkaEr
     cc.set("allow.auto.create.topics", "false");
     // Ask first: clusters that forbid CreateTopics still work when the topics exist. The
     // questions go out together, from a plain client (an admin client's took 100 ms longer).
-    let asker: Arc<rdkafka::producer::BaseProducer> = Arc::new(cc.create()?);
+    let asker: Arc<rdkafka::producer::BaseProducer<LastWords>> =
+        Arc::new(cc.create_with_context(LastWords::default())?);
     let asks: Vec<_> = specs
         .iter()
         .map(|spec| {
@@ -119,7 +164,19 @@ pub async fn ensure(cfg: &Config, specs: &[TopicSpec<'_>]) -> Result<(), KafkaEr
         .collect();
     let mut existing: Vec<String> = Vec::new();
     for ask in asks {
-        existing.extend(ask.await.expect("metadata task")?);
+        match ask.await.expect("metadata task") {
+            Ok(found) => existing.extend(found),
+            Err(error) => {
+                // Serve the queued error callbacks: they carry the reason.
+                asker.poll(Duration::from_millis(200));
+                return Err(match rdkafka::producer::Producer::context(&*asker).last() {
+                    Some(cause) => {
+                        KafkaError::Unreachable { brokers: cfg.kafka.brokers.clone(), error: error.to_string(), cause }
+                    }
+                    None => KafkaError::Kafka(error),
+                });
+            }
+        }
     }
     let missing: Vec<&TopicSpec<'_>> = specs.iter().filter(|s| !existing.iter().any(|e| e == s.name)).collect();
     if missing.is_empty() {

@@ -6,5 +6,6 @@
 //!   LiveVox connector of `produce` reads, with sessions that expire, fault injection and the
 //!   ground truth of what it served.
 
+pub mod cms;
 pub mod livevox;
 pub mod wfm;

@@ -18,6 +18,7 @@ pub mod publisher;
 pub mod readiness;
 pub mod simulator;
 pub mod status;
+pub mod tls;
 
 use std::sync::Arc;
 
@@ -31,11 +32,17 @@ pub enum ProducerError {
     Kafka(#[from] acd_core::kafka::KafkaError),
     #[error("ingest listener {addr}: {source}")]
     Listen { addr: String, source: std::io::Error },
+    #[error("configuration: {0}")]
+    Tls(String),
 }
 
 /// Runs `acd-bridge produce` until `shutdown`: creates the topics, serves the ingest API and
 /// runs the configured connectors.
 pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), ProducerError> {
+    // A certificate or key that cannot be used is said before anything else happens.
+    if !cfg.ingest.tls_cert_file.is_empty() {
+        tls::server_config(&cfg.ingest.tls_cert_file, &cfg.ingest.tls_key_file).map_err(ProducerError::Tls)?;
+    }
     let listener = tokio::net::TcpListener::bind(&cfg.ingest.listen)
         .await
         .map_err(|source| ProducerError::Listen { addr: cfg.ingest.listen.clone(), source })?;
@@ -48,21 +55,36 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), ProducerError> {
+    let tls = match cfg.ingest.tls_cert_file.is_empty() {
+        true => None,
+        false => {
+            Some(tls::server_config(&cfg.ingest.tls_cert_file, &cfg.ingest.tls_key_file).map_err(ProducerError::Tls)?)
+        }
+    };
     let metrics = Registry::default();
     acd_core::kafka::ensure_topics(&cfg, &cfg.topics.inputs()).await?;
     let link = acd_core::link::KafkaLink::new(&metrics);
     let publisher = Arc::new(publisher::Publisher::new(&cfg, metrics.clone(), link).await?);
     let ready = readiness::spawn(publisher.clone(), metrics.clone(), shutdown.clone());
-    tracing::info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "ingest API listening");
+    tracing::info!(
+        addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+        tls = tls.is_some(),
+        "ingest API listening"
+    );
     let statuses = status::Statuses::default();
     // The status reporter outlives the connectors, so that their last word is published.
     let reporter_stop = CancellationToken::new();
     let reporter = status::spawn(statuses.clone(), publisher.clone(), reporter_stop.clone());
     let connectors = connectors::spawn(&cfg, publisher.clone(), statuses.clone(), shutdown.clone());
     let app = ingest::router(ingest::IngestState::new(&cfg, publisher.clone(), ready, metrics, statuses));
-    let serve = axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
-    if let Err(e) = serve.await {
-        tracing::error!(error = %e, "ingest server failed");
+    match tls {
+        Some(tls) => tls::serve(listener, app, tls, shutdown.clone()).await,
+        None => {
+            let serve = axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "ingest server failed");
+            }
+        }
     }
     for c in connectors {
         let _ = c.await;

@@ -175,7 +175,10 @@ impl Publisher {
                     v.iter().map(|r| Outgoing { key: r.key(), value: self.codec.encode_agent_state(r) }).collect();
                 Ok((Stream::AgentState, out))
             }
-            Parsed::Contacts(v) => all(self, Stream::Contact, v, |r| r.key()),
+            Parsed::Contacts(v) => {
+                let out = v.iter().map(|r| Outgoing { key: r.key(), value: self.codec.encode_contact(r) }).collect();
+                Ok((Stream::Contact, out))
+            }
             Parsed::IntervalRows(v) => all(self, Stream::Interval, v, |r| r.key()),
             Parsed::AgentActivity(v) => all(self, Stream::AgentActivity, v, |r| r.key()),
         }

@@ -116,9 +116,16 @@ fn parse(text: &str) -> (Schema, [u8; 8]) {
     (schema, fingerprint(&canonical_form(&json)))
 }
 
+/// The most apache-avro may allocate for one length it reads (a string's bytes, an array's or a
+/// map's items). Its default (512 MiB) lets a corrupt array count reserve tens of GiB (the
+/// reservation is count x the size of a value) and abort the process; acd-bridge's records are
+/// far below 1 MiB, so a larger length is an error.
+pub const MAX_AVRO_ALLOCATION: usize = 1024 * 1024;
+
 impl Codec {
     /// A codec with the bundled schemas.
     pub fn new(framing: Framing) -> Codec {
+        apache_avro::util::max_allocation_bytes(MAX_AVRO_ALLOCATION);
         let mut current = HashMap::new();
         let mut by_fingerprint = HashMap::new();
         for stream in Stream::ALL {
@@ -180,6 +187,14 @@ impl Codec {
         let mut out = Vec::with_capacity(64 + s.acd_id.len() + s.login_id.len() + s.event_code.len());
         self.header(Stream::AgentState, &mut out);
         crate::fast::encode_agent_state(s, &mut out);
+        out
+    }
+
+    /// Encodes a contact (no value tree, no schema resolution).
+    pub fn encode_contact(&self, c: &crate::records::Contact) -> Vec<u8> {
+        let mut out = Vec::with_capacity(128 + c.contact_id.len() + c.queue_name.len());
+        self.header(Stream::Contact, &mut out);
+        crate::fast::encode_contact(&c.as_ref(), &mut out);
         out
     }
 
@@ -312,6 +327,21 @@ fn hex(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
     use crate::records::*;
+
+    #[test]
+    fn a_corrupt_array_count_is_an_error_not_an_abort() {
+        // Found by the avro_decode fuzz target: an agent-activity value in Confluent framing
+        // whose array count made apache-avro reserve 22 GB.
+        let bytes = [
+            0x00, 0x00, 0x00, 0x00, 0x04, 0x00, 0x00, 0x2f, 0x00, 0x00, 0x00, 0x00, 0xfd, 0xff, 0xff, 0xff, 0x02, 0x02,
+            0x26, 0x00, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x2f, 0xff, 0x00, 0x00, 0x00,
+        ];
+        let codec = Codec::new(Framing::Confluent(HashMap::from([(Stream::AgentActivity, 4)])));
+        codec.learn_schema_id(4, Stream::AgentActivity.schema_text()).unwrap();
+        let e = codec.decode::<serde_json::Value>(Stream::AgentActivity, &bytes).unwrap_err().to_string();
+        assert!(e.contains("allocate"), "refused for its size, before any allocation: {e}");
+        assert!(codec.decode::<AgentActivity>(Stream::AgentActivity, &bytes).is_err());
+    }
 
     fn state() -> AgentState {
         AgentState {

@@ -35,6 +35,47 @@ pub fn encode_agent_state(s: &AgentState, out: &mut Vec<u8>) {
     }
 }
 
+fn put_opt_str(out: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        None => put_long(out, 0),
+        Some(s) => {
+            put_long(out, 1);
+            put_str(out, s);
+        }
+    }
+}
+
+/// Appends the datum of `c` (no framing): the field order of `contact.avsc`.
+pub fn encode_contact(c: &ContactRef<'_>, out: &mut Vec<u8>) {
+    put_str(out, c.acd_id);
+    put_str(out, c.contact_id);
+    put_str(out, c.queue_value);
+    put_str(out, c.queue_name);
+    out.push(c.is_outbound as u8);
+    put_long(out, if c.outcome == Outcome::Handled { 0 } else { 1 });
+    put_long(out, c.arrived_utc);
+    put_long(out, c.ended_utc);
+    for d in [c.queue_delay_sec, c.talk_sec, c.hold_sec, c.work_sec] {
+        out.extend_from_slice(&d.to_le_bytes());
+    }
+    put_opt_str(out, c.agent_value);
+    put_opt_str(out, c.agent_id);
+    match c.party {
+        None => put_long(out, 0),
+        Some(p) => {
+            put_long(out, 1);
+            put_long(out, if p == Party::Right { 0 } else { 1 });
+        }
+    }
+    match c.received_utc {
+        None => put_long(out, 0),
+        Some(t) => {
+            put_long(out, 1);
+            put_long(out, t);
+        }
+    }
+}
+
 struct Reader<'a>(&'a [u8]);
 
 impl<'a> Reader<'a> {
@@ -174,6 +215,57 @@ pub fn decode_contact_ref(datum: &[u8]) -> Option<ContactRef<'_>> {
 mod tests {
     use super::*;
     use crate::{Codec, Framing, Stream};
+
+    #[test]
+    fn contacts_byte_for_byte_what_apache_avro_writes() {
+        let schema = apache_avro::Schema::parse_str(Stream::Contact.schema_text()).unwrap();
+        let base = Contact {
+            acd_id: "east".into(),
+            contact_id: "c-1".into(),
+            queue_value: "8057".into(),
+            queue_name: "Chat ä".into(),
+            is_outbound: false,
+            outcome: Outcome::Handled,
+            arrived_utc: 1_713_348_062_000,
+            ended_utc: 1_713_348_400_000,
+            queue_delay_sec: 12.5,
+            talk_sec: 250.0,
+            hold_sec: 20.0,
+            work_sec: 6.0,
+            agent_value: Some("967385".into()),
+            agent_id: Some("11eceb46".into()),
+            party: None,
+            received_utc: Some(5),
+        };
+        let cases = [
+            base.clone(),
+            Contact {
+                outcome: Outcome::Abandoned,
+                agent_value: None,
+                agent_id: None,
+                received_utc: None,
+                ..base.clone()
+            },
+            Contact { is_outbound: true, party: Some(Party::Right), ..base.clone() },
+            Contact {
+                is_outbound: true,
+                party: Some(Party::Wrong),
+                arrived_utc: -1,
+                queue_name: String::new(),
+                ..base
+            },
+        ];
+        for c in cases {
+            let value = apache_avro::to_value(&c).unwrap().resolve(&schema).unwrap();
+            let want = apache_avro::to_avro_datum(&schema, value).unwrap();
+            let mut got = Vec::new();
+            encode_contact(&c.as_ref(), &mut got);
+            assert_eq!(got, want, "{c:?}");
+            assert_eq!(decode_contact(&want), Some(c.clone()));
+            let framed = Codec::new(Framing::SingleObject).encode_contact(&c);
+            assert_eq!(&framed[10..], &want[..]);
+        }
+    }
 
     #[test]
     fn byte_for_byte_what_apache_avro_writes() {

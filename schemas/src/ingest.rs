@@ -270,6 +270,17 @@ pub fn agent_states(body: &[u8], now: Millis) -> Result<Vec<AgentState>, Vec<Fie
     if let Some(states) = fast::agent_states(body, now) {
         return Ok(states);
     }
+    agent_states_tree(body, now)
+}
+
+/// The borrowing fast path of [`agent_states`] alone: `None` for anything it leaves to the tree.
+pub fn agent_states_fast(body: &[u8], now: Millis) -> Option<Vec<AgentState>> {
+    fast::agent_states(body, now)
+}
+
+/// The tree path of [`agent_states`] alone (every body, with its errors); the two must agree
+/// wherever the fast path answers.
+pub fn agent_states_tree(body: &[u8], now: Millis) -> Result<Vec<AgentState>, Vec<FieldError>> {
     let map = root(body)?;
     let top = Obj { map: &map, path: String::new(), index: None };
     let mut e = Errors::default();
@@ -293,6 +304,20 @@ pub fn agent_states(body: &[u8], now: Millis) -> Result<Vec<AgentState>, Vec<Fie
 
 /// `POST /v1/contacts`.
 pub fn contacts(body: &[u8], now: Millis) -> Result<Vec<Contact>, Vec<FieldError>> {
+    if let Some(contacts) = fast::contacts(body, now) {
+        return Ok(contacts);
+    }
+    contacts_tree(body, now)
+}
+
+/// The borrowing fast path of [`contacts`] alone: `None` for anything it leaves to the tree.
+pub fn contacts_fast(body: &[u8], now: Millis) -> Option<Vec<Contact>> {
+    fast::contacts(body, now)
+}
+
+/// The tree path of [`contacts`] alone (every body, with its errors); the two must agree
+/// wherever the fast path answers.
+pub fn contacts_tree(body: &[u8], now: Millis) -> Result<Vec<Contact>, Vec<FieldError>> {
     let map = root(body)?;
     let top = Obj { map: &map, path: String::new(), index: None };
     let mut e = Errors::default();
@@ -564,15 +589,22 @@ mod fast {
     use std::borrow::Cow;
     use std::fmt;
 
-    use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+    use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
     use serde::Deserialize;
 
+    use serde_json::Number;
+
     use super::MAX_TEXT;
-    use crate::records::AgentState;
+    use crate::records::{AgentState, Contact, Outcome, Party};
     use crate::time::{parse_rfc3339, Millis};
 
-    /// The body: an object with `agentStateList` (other keys ignored, as the tree path does).
-    struct Body<'a>(Vec<State<'a>>);
+    /// The body: an object with the list `T::LIST` (other keys ignored, as the tree path does).
+    struct Body<T>(Vec<T>);
+
+    /// An item of a body's list, and the list's name.
+    trait Item {
+        const LIST: &'static str;
+    }
 
     /// One state's fields, strings or null, the last of a repeated key winning (as in the tree).
     #[derive(Default)]
@@ -584,25 +616,107 @@ mod fast {
         event_utc_time: Option<Cow<'a, str>>,
     }
 
+    impl Item for State<'_> {
+        const LIST: &'static str = "agentStateList";
+    }
+
+    /// One contact's fields, each of its own type or null (any other type goes to the tree).
+    /// Numbers are read as JSON numbers and converted as the tree path converts them.
+    #[derive(Default)]
+    struct ContactIn<'a> {
+        acd_id: Option<Cow<'a, str>>,
+        contact_id: Option<Cow<'a, str>>,
+        queue_value: Option<Cow<'a, str>>,
+        queue_name: Option<Cow<'a, str>>,
+        is_outbound: Option<bool>,
+        outcome: Option<Cow<'a, str>>,
+        arrived_utc: Option<Cow<'a, str>>,
+        ended_utc: Option<Cow<'a, str>>,
+        queue_delay_sec: Option<Number>,
+        talk_sec: Option<Number>,
+        hold_sec: Option<Number>,
+        work_sec: Option<Number>,
+        agent_value: Option<Cow<'a, str>>,
+        agent_id: Option<Cow<'a, str>>,
+        party: Option<Cow<'a, str>>,
+    }
+
+    impl Item for ContactIn<'_> {
+        const LIST: &'static str = "contacts";
+    }
+
+    /// A key read in place (a key with escapes too, through serde_json's scratch buffer): which
+    /// of the keys the fast path reads it is (`None` for any other), without an allocation.
+    struct KeyName;
+
+    impl<'de> DeserializeSeed<'de> for KeyName {
+        type Value = Option<&'static str>;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_str(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for KeyName {
+        type Value = Option<&'static str>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a key")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            // A `match` on the text (length first), not a search of the list.
+            macro_rules! known {
+                ($($k:literal),*) => {
+                    match v {
+                        $($k => Some($k),)*
+                        _ => None,
+                    }
+                };
+            }
+            let key = known!(
+                "agentStateList",
+                "contacts",
+                "loginId",
+                "acdId",
+                "eventCode",
+                "reasonCode",
+                "eventUtcTime",
+                "contactId",
+                "queueValue",
+                "queueName",
+                "isOutbound",
+                "outcome",
+                "arrivedUtc",
+                "endedUtc",
+                "queueDelaySec",
+                "talkSec",
+                "holdSec",
+                "workSec",
+                "agentValue",
+                "agentId",
+                "party"
+            );
+            Ok(key)
+        }
+    }
+
     /// Reads a map and only a map: a struct derived by serde would also take a list.
     struct MapOnly<F>(F);
 
-    impl<'de: 'a, 'a> Deserialize<'de> for Body<'a> {
+    impl<'de, T: Deserialize<'de> + Item> Deserialize<'de> for Body<T> {
         fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
             d.deserialize_map(MapOnly(Body(Vec::new())))
         }
     }
 
-    impl<'de: 'a, 'a> Visitor<'de> for MapOnly<Body<'a>> {
-        type Value = Body<'a>;
+    impl<'de, T: Deserialize<'de> + Item> Visitor<'de> for MapOnly<Body<T>> {
+        type Value = Body<T>;
         fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
             f.write_str("an object")
         }
-        fn visit_map<M: MapAccess<'de>>(mut self, mut map: M) -> Result<Body<'a>, M::Error> {
+        fn visit_map<M: MapAccess<'de>>(mut self, mut map: M) -> Result<Body<T>, M::Error> {
             let mut seen = false;
-            while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-                if key == "agentStateList" {
-                    self.0 .0 = map.next_value::<List<'a>>()?.0;
+            while let Some(key) = map.next_key_seed(KeyName)? {
+                if key == Some(T::LIST) {
+                    self.0 .0 = map.next_value::<List<T>>()?.0;
                     seen = true;
                 } else {
                     map.next_value::<IgnoredAny>()?;
@@ -611,31 +725,81 @@ mod fast {
             if seen {
                 Ok(self.0)
             } else {
-                Err(serde::de::Error::missing_field("agentStateList"))
+                Err(serde::de::Error::missing_field(T::LIST))
             }
         }
     }
 
     /// The list itself (a list of objects; null or anything else is refused).
-    struct List<'a>(Vec<State<'a>>);
+    struct List<T>(Vec<T>);
 
-    impl<'de: 'a, 'a> Deserialize<'de> for List<'a> {
+    impl<'de, T: Deserialize<'de>> Deserialize<'de> for List<T> {
         fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            struct ListVisitor<'a>(std::marker::PhantomData<&'a ()>);
-            impl<'de: 'a, 'a> Visitor<'de> for ListVisitor<'a> {
-                type Value = List<'a>;
+            struct ListVisitor<T>(std::marker::PhantomData<T>);
+            impl<'de, T: Deserialize<'de>> Visitor<'de> for ListVisitor<T> {
+                type Value = List<T>;
                 fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                     f.write_str("a list")
                 }
-                fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<List<'a>, S::Error> {
-                    let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0));
-                    while let Some(state) = seq.next_element::<State<'a>>()? {
-                        out.push(state);
+                fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<List<T>, S::Error> {
+                    let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+                    while let Some(item) = seq.next_element::<T>()? {
+                        out.push(item);
                     }
                     Ok(List(out))
                 }
             }
             d.deserialize_seq(ListVisitor(std::marker::PhantomData))
+        }
+    }
+
+    impl<'de: 'a, 'a> Deserialize<'de> for ContactIn<'a> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_map(MapOnly(ContactIn::default()))
+        }
+    }
+
+    impl<'de: 'a, 'a> Visitor<'de> for MapOnly<ContactIn<'a>> {
+        type Value = ContactIn<'a>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<M: MapAccess<'de>>(mut self, mut map: M) -> Result<ContactIn<'a>, M::Error> {
+            let c = &mut self.0;
+            while let Some(key) = map.next_key_seed(KeyName)? {
+                let slot = match key {
+                    Some("acdId") => &mut c.acd_id,
+                    Some("contactId") => &mut c.contact_id,
+                    Some("queueValue") => &mut c.queue_value,
+                    Some("queueName") => &mut c.queue_name,
+                    Some("outcome") => &mut c.outcome,
+                    Some("arrivedUtc") => &mut c.arrived_utc,
+                    Some("endedUtc") => &mut c.ended_utc,
+                    Some("agentValue") => &mut c.agent_value,
+                    Some("agentId") => &mut c.agent_id,
+                    Some("party") => &mut c.party,
+                    Some("isOutbound") => {
+                        c.is_outbound = map.next_value::<Option<bool>>()?;
+                        continue;
+                    }
+                    Some(number @ ("queueDelaySec" | "talkSec" | "holdSec" | "workSec")) => {
+                        let v = map.next_value::<Option<Number>>()?;
+                        *match number {
+                            "queueDelaySec" => &mut c.queue_delay_sec,
+                            "talkSec" => &mut c.talk_sec,
+                            "holdSec" => &mut c.hold_sec,
+                            _ => &mut c.work_sec,
+                        } = v;
+                        continue;
+                    }
+                    _ => {
+                        map.next_value::<IgnoredAny>()?;
+                        continue;
+                    }
+                };
+                *slot = map.next_value::<Option<Cow<'a, str>>>()?;
+            }
+            Ok(self.0)
         }
     }
 
@@ -651,13 +815,13 @@ mod fast {
             f.write_str("an object")
         }
         fn visit_map<M: MapAccess<'de>>(mut self, mut map: M) -> Result<State<'a>, M::Error> {
-            while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-                let slot = match key.as_ref() {
-                    "loginId" => &mut self.0.login_id,
-                    "acdId" => &mut self.0.acd_id,
-                    "eventCode" => &mut self.0.event_code,
-                    "reasonCode" => &mut self.0.reason_code,
-                    "eventUtcTime" => &mut self.0.event_utc_time,
+            while let Some(key) = map.next_key_seed(KeyName)? {
+                let slot = match key {
+                    Some("loginId") => &mut self.0.login_id,
+                    Some("acdId") => &mut self.0.acd_id,
+                    Some("eventCode") => &mut self.0.event_code,
+                    Some("reasonCode") => &mut self.0.reason_code,
+                    Some("eventUtcTime") => &mut self.0.event_utc_time,
                     _ => {
                         map.next_value::<IgnoredAny>()?;
                         continue;
@@ -682,7 +846,10 @@ mod fast {
 
     /// The states of a valid body; `None` for anything the tree path must look at.
     pub fn agent_states(body: &[u8], now: Millis) -> Option<Vec<AgentState>> {
-        let Body(list) = serde_json::from_slice::<Body<'_>>(body).ok()?;
+        // serde_json skips an unknown field's string without checking its UTF-8: check the
+        // whole body first, so that the fast path never accepts what the tree path refuses.
+        let json = std::str::from_utf8(body).ok()?;
+        let Body(list) = serde_json::from_str::<Body<State<'_>>>(json).ok()?;
         list.into_iter()
             .map(|s| {
                 Some(AgentState {
@@ -696,10 +863,87 @@ mod fast {
             })
             .collect()
     }
+
+    /// A finite number >= 0, converted as the tree path converts it; `default` when absent.
+    fn number(n: Option<Number>, default: Option<f64>) -> Option<f64> {
+        match n {
+            None => default,
+            Some(n) => n.as_f64().filter(|x| x.is_finite() && *x >= 0.0),
+        }
+    }
+
+    /// The contacts of a valid body; `None` for anything the tree path must look at. Every
+    /// check of the tree path is made here too (an abandoned contact without talk, hold, work
+    /// or agent; a party only outbound; the end not before the arrival).
+    pub fn contacts(body: &[u8], now: Millis) -> Option<Vec<Contact>> {
+        let json = std::str::from_utf8(body).ok()?;
+        let Body(list) = serde_json::from_str::<Body<ContactIn<'_>>>(json).ok()?;
+        list.into_iter()
+            .map(|c| {
+                let outcome = match c.outcome.as_deref()? {
+                    "HANDLED" => Outcome::Handled,
+                    "ABANDONED" => Outcome::Abandoned,
+                    _ => return None,
+                };
+                let handled = outcome == Outcome::Handled;
+                let arrived_utc = parse_rfc3339(c.arrived_utc.as_deref()?).ok()?;
+                let ended_utc = parse_rfc3339(c.ended_utc.as_deref()?).ok()?;
+                let if_abandoned = if handled { None } else { Some(0.0) };
+                let queue_delay_sec = number(c.queue_delay_sec, None)?;
+                let talk_sec = number(c.talk_sec, if_abandoned)?;
+                let hold_sec = number(c.hold_sec, if_abandoned)?;
+                let work_sec = number(c.work_sec, if_abandoned)?;
+                let agent_value = text(c.agent_value, usize::from(handled), handled)?;
+                let agent_id = text(c.agent_id, 0, false)?;
+                let party = match c.party.as_deref() {
+                    None => None,
+                    Some("RIGHT") => Some(Party::Right),
+                    Some("WRONG") => Some(Party::Wrong),
+                    Some(_) => return None,
+                };
+                let is_outbound = c.is_outbound.unwrap_or(false);
+                let abandoned_with_work =
+                    !handled && (talk_sec != 0.0 || hold_sec != 0.0 || work_sec != 0.0 || !agent_value.is_empty());
+                if ended_utc < arrived_utc || abandoned_with_work || (party.is_some() && !is_outbound) {
+                    return None;
+                }
+                let non_empty = |s: String| (!s.is_empty()).then_some(s);
+                Some(Contact {
+                    acd_id: text(c.acd_id, 1, true)?,
+                    contact_id: text(c.contact_id, 1, true)?,
+                    queue_value: text(c.queue_value, 1, true)?,
+                    queue_name: text(c.queue_name, 0, false)?,
+                    is_outbound,
+                    outcome,
+                    arrived_utc,
+                    ended_utc,
+                    queue_delay_sec,
+                    talk_sec,
+                    hold_sec,
+                    work_sec,
+                    agent_value: non_empty(agent_value),
+                    agent_id: non_empty(agent_id),
+                    party,
+                    received_utc: Some(now),
+                })
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn invalid_utf8_in_an_unknown_field_is_refused_by_both_paths() {
+        // Found by the ingest_agent_states fuzz target.
+        let mut body = br#"{"agentStateList":[{"loginId":"a","acdId":"t","eventCode":"X","r~asonCode":""#.to_vec();
+        body.extend_from_slice(&[0xec; 8]);
+        body.extend_from_slice(br#"","eventUtcTime":"2023-10-01T07:59:09.860Z"}]}"#);
+        assert_eq!(super::agent_states_fast(&body, 7), None);
+        let e = super::agent_states(&body, 7).unwrap_err();
+        assert!(e[0].message.contains("invalid JSON"), "{e:?}");
+    }
+
     use super::*;
 
     fn sample(name: &str) -> Vec<u8> {
@@ -755,6 +999,59 @@ mod tests {
             }
         }
         assert!(fast::agent_states(bodies[0].as_bytes(), 7).is_some(), "the common case takes the fast path");
+    }
+
+    #[test]
+    fn the_fast_contact_path_takes_only_what_the_tree_path_accepts_and_yields_the_same() {
+        let handled = r#""acdId":"e","contactId":"1","queueValue":"q","queueName":"Q","outcome":"HANDLED","arrivedUtc":"2024-01-01T00:00:00Z","endedUtc":"2024-01-01T01:01:00+01:00","queueDelaySec":1.5,"talkSec":10,"holdSec":0,"workSec":3,"agentValue":"a""#;
+        let abandoned = r#""acdId":"e","contactId":"2","queueValue":"q","outcome":"ABANDONED","arrivedUtc":"2024-01-01T00:00:00Z","endedUtc":"2024-01-01T00:01:00Z","queueDelaySec":60"#;
+        let outbound = r#""acdId":"e","contactId":"3","queueValue":"q","isOutbound":true,"party":"WRONG","outcome":"HANDLED","arrivedUtc":"2024-01-01T00:00:00Z","endedUtc":"2024-01-01T00:01:00Z","queueDelaySec":0,"talkSec":1e1,"holdSec":0,"workSec":0,"agentValue":"a","agentId":"77""#;
+        let bodies = [
+            format!(r#"{{"contacts":[{{{handled}}},{{{abandoned}}},{{{outbound}}}]}}"#),
+            format!(r#"{{"contacts":[{{{handled},"extra":[1,{{"x":null}}]}}],"other":true}}"#),
+            format!(
+                r#"{{"contacts":[{{{abandoned},"agentValue":null,"talkSec":null,"party":null,"isOutbound":null}}]}}"#
+            ),
+            format!(r#"{{"contacts":[{{{abandoned},"agentValue":""}}]}}"#),
+            format!(r#"{{"contacts":[{{{handled},"contactId":"again"}}]}}"#),
+            format!(r#"{{"contacts":[{{{handled},"queueDelaySec":-0}}]}}"#),
+            format!(r#"{{"contacts":[{{{handled},"talkSec":18446744073709551616}}]}}"#),
+            r#"{"contacts":[]}"#.to_string(),
+            // Everything below is refused by the tree path.
+            format!(r#"{{"contacts":[{{{handled},"queueDelaySec":-1}}]}}"#),
+            format!(r#"{{"contacts":[{{{handled},"queueDelaySec":"1"}}]}}"#),
+            format!(r#"{{"contacts":[{{{handled},"talkSec":null}}]}}"#),
+            format!(r#"{{"contacts":[{{{handled},"agentValue":""}}]}}"#),
+            format!(r#"{{"contacts":[{{{handled},"outcome":"handled"}}]}}"#),
+            format!(r#"{{"contacts":[{{{handled},"outcome":null}}]}}"#),
+            format!(r#"{{"contacts":[{{{handled},"endedUtc":"2023-12-31T23:59:00Z"}}]}}"#),
+            format!(r#"{{"contacts":[{{{handled},"endedUtc":"2024-01-01T00:01:00"}}]}}"#),
+            format!(r#"{{"contacts":[{{{handled},"party":"RIGHT"}}]}}"#),
+            format!(r#"{{"contacts":[{{{handled},"isOutbound":"yes"}}]}}"#),
+            format!(r#"{{"contacts":[{{{abandoned},"talkSec":1}}]}}"#),
+            format!(r#"{{"contacts":[{{{abandoned},"agentValue":"a"}}]}}"#),
+            format!(r#"{{"contacts":[{{{outbound},"party":"NONE"}}]}}"#),
+            format!(r#"{{"contacts":[{{{handled},"queueName":"{}"}}]}}"#, "x".repeat(257)),
+            format!(r#"{{"contacts":[{{{handled},"acdId":""}}]}}"#),
+            r#"{"contacts":null}"#.to_string(),
+            r#"{"contacts":[null]}"#.to_string(),
+            r#"{"contacts":{}}"#.to_string(),
+            r#"{}"#.to_string(),
+            r#"[]"#.to_string(),
+        ];
+        for body in &bodies {
+            let fast = fast::contacts(body.as_bytes(), 7);
+            let tree = contacts_tree(body.as_bytes(), 7);
+            if let Some(list) = fast {
+                assert_eq!(Ok(list), tree, "{body}");
+            } else {
+                assert!(tree.is_err(), "the fast path passed over a valid body: {body}");
+            }
+        }
+        for body in &bodies[..8] {
+            assert!(fast::contacts(body.as_bytes(), 7).is_some(), "valid contacts take the fast path: {body}");
+        }
+        assert!(fast::contacts(&sample("contacts.json"), 7).is_some());
     }
 
     #[test]

@@ -68,11 +68,15 @@ mod container {
 
 /// A port nobody listens on right now, below the kernel's ephemeral range (32768 and up), so
 /// that no outgoing connection (a Kafka client's, say) takes it before the process that is to
-/// listen on it starts.
+/// listen on it starts. Never the same port twice in one test binary: two ports asked for one
+/// setup (a WFM and an admin listener, say) would otherwise collide now and then.
 pub fn free_port() -> u16 {
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
     loop {
         let port = rand::random::<u16>() % 12_000 + 20_000;
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        let mut given = GIVEN.lock().unwrap();
+        if !given.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            given.push(port);
             return port;
         }
     }
@@ -382,6 +386,47 @@ pub fn end_offsets(brokers: &str, topic: &str) -> i64 {
         .sum()
 }
 
+/// One partition of a group as Kafka's own `kafka-consumer-groups --describe` shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupRow {
+    pub topic: String,
+    pub partition: i32,
+    /// `CURRENT-OFFSET`, `LOG-END-OFFSET` and `LAG`; None where the tool shows `-`.
+    pub current: Option<i64>,
+    pub end: i64,
+    pub lag: Option<i64>,
+}
+
+/// Runs Kafka's own `kafka-consumer-groups --describe --group G` (through `scripts/kafka
+/// groups`) and reads its table; None (with a message) where Java is absent.
+pub fn kafka_describe_group(brokers: &str, group: &str) -> Option<Vec<GroupRow>> {
+    if std::process::Command::new("java").arg("-version").output().is_err() {
+        eprintln!("java is absent: Kafka's kafka-consumer-groups tool is not run");
+        return None;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/kafka");
+    let out = std::process::Command::new(script)
+        .args(["groups", "--bootstrap", brokers, "--", "--describe", "--group", group])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "kafka-consumer-groups: {text}{}", String::from_utf8_lossy(&out.stderr));
+    let num = |s: &str| s.parse::<i64>().ok();
+    Some(
+        text.lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .filter(|f| f.len() >= 6 && f[0] == group)
+            .map(|f| GroupRow {
+                topic: f[1].to_string(),
+                partition: f[2].parse().unwrap(),
+                current: num(f[3]),
+                end: num(f[4]).unwrap(),
+                lag: num(f[5]),
+            })
+            .collect(),
+    )
+}
+
 /// One of the WFM API's example bodies (`tests/fixtures/wfm/`).
 pub fn sample(name: &str) -> String {
     std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/wfm").join(name)).unwrap()
@@ -395,6 +440,23 @@ pub struct OwnBroker {
 
 impl OwnBroker {
     pub fn start() -> OwnBroker {
+        Self::start_with(&[])
+    }
+
+    /// A broker with a SASL_SSL listener only (`scripts/kafka start --secure`).
+    pub fn start_secure() -> OwnBroker {
+        Self::start_with(&["--secure"])
+    }
+
+    /// Its folder: `client.properties`, `ca.pem`, `other-ca.pem` of a secure one.
+    pub fn dir(&self) -> PathBuf {
+        std::env::var("ACD_KAFKA_HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join(".kafka"))
+            .join(self.port.to_string())
+    }
+
+    fn start_with(extra: &[&str]) -> OwnBroker {
         // The broker takes the port, its controller the next one.
         let port = loop {
             let p = free_port();
@@ -403,7 +465,9 @@ impl OwnBroker {
             }
         };
         let b = OwnBroker { port };
-        b.run("start");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/kafka");
+        let out = Command::new(script).args(["start", "--port", &port.to_string()]).args(extra).output().unwrap();
+        assert!(out.status.success(), "scripts/kafka start: {}", String::from_utf8_lossy(&out.stderr));
         b
     }
 
@@ -444,4 +508,22 @@ impl Drop for OwnBroker {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/kafka");
         let _ = Command::new(script).args(["wipe", "--port", &self.port.to_string()]).output();
     }
+}
+
+/// The agent states the WFM emulator holds for `acd_id`, as (loginId, eventCode, reasonCode,
+/// eventUtcTime) in its JSON form.
+pub fn wfm_agent_states(
+    wfm_state: &serde_json::Value,
+    acd_id: &str,
+) -> std::collections::BTreeSet<(String, String, String, String)> {
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or("").to_string();
+    wfm_state["agentStates"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|s| s["acdId"] == acd_id)
+                .map(|s| (text(&s["loginId"]), text(&s["eventCode"]), text(&s["reasonCode"]), text(&s["eventUtcTime"])))
+                .collect()
+        })
+        .unwrap_or_default()
 }

@@ -3,9 +3,11 @@
 //!
 //! It is a second member of the process, in the consumer group `<group_id>.intervals`, so its
 //! offsets are its own. It keeps one book per partition in memory and never adds to figures it
-//! delivered before: each partition's committed offset is its *rebuild offset*, the first record
+//! delivered before: each partition's commit carries its *rebuild offset*, the first record
 //! of any interval that may still change (within `max_lateness_hours`, plus the agent state in
-//! force at that horizon). Killed at any instant, or with its partitions moved to another
+//! force at that horizon), in the commit's metadata beside the read position (the committed
+//! offset proper, so that lag tools see the real lag); a new owner starts from the rebuild
+//! offset. Killed at any instant, or with its partitions moved to another
 //! instance, the book is rebuilt by reading again from there, recomputing every figure from
 //! complete input. The checkpoint store remembers a hash of each report delivered, so a rebuild
 //! does not send again what the WFM already has; the figures never depend on it.
@@ -203,7 +205,7 @@ impl Intervals {
             .set("fetch.queue.backoff.ms", "5");
         crate::kafka::bound_prefetch(&mut cc, &cfg.kafka_properties().unwrap_or_default());
         let consumer: StreamConsumer<Ctx> =
-            cc.create_with_context(Ctx::new(generation.clone(), "intervals", link.clone()))?;
+            cc.create_with_context(Ctx::new(generation.clone(), "intervals", link.clone()).rebuilding())?;
         let consumer = Arc::new(consumer);
         let fetched = Fetched::new(consumer.clone());
         let t = &cfg.topics;
@@ -257,7 +259,7 @@ impl Intervals {
             let (t1, n) = (Instant::now(), batch.len());
             if generation != self.books_generation {
                 // Eager rebalance: every partition was revoked; books are rebuilt from the
-                // committed (rebuild) offsets of whatever is assigned now.
+                // rebuild offsets committed for whatever is assigned now.
                 self.parts.clear();
                 self.books_generation = generation;
             }
@@ -815,7 +817,10 @@ impl Intervals {
         }
     }
 
-    /// Commits each partition's rebuild offset.
+    /// Commits each partition's read position (what lag tools compare with the end), with its
+    /// rebuild offset beside it in the commit's metadata, which Kafka stores with the offset in
+    /// one write: a new owner starts reading from the rebuild offset (see
+    /// [`crate::kafka::group::rebuild_from`]).
     fn commit(&mut self, generation: u64) {
         if self.generation.load(Ordering::SeqCst) != generation {
             return;
@@ -831,7 +836,10 @@ impl Intervals {
             if *partition < 0 {
                 continue;
             }
-            let _ = tpl.add_partition_offset(&topics[stream], *partition, Offset::Offset(part.rebuild_offset(&grid)));
+            let rebuild = part.rebuild_offset(&grid);
+            let mut e = tpl.add_partition(&topics[stream], *partition);
+            let _ = e.set_offset(Offset::Offset(part.next));
+            e.set_metadata(crate::kafka::group::rebuild_metadata(rebuild));
         }
         if tpl.count() > 0 {
             if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {

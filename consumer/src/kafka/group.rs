@@ -29,6 +29,9 @@ pub struct Ctx {
     pub link: Arc<KafkaLink>,
     /// Which pipeline, for the log.
     pub pipeline: &'static str,
+    /// Whether the member starts its partitions at the rebuild offsets in its commits' metadata
+    /// (the interval group; see [`start_positions`]).
+    rebuilds: bool,
     /// Whether a [`Fetched`] reads this member's records.
     fetched: AtomicBool,
     /// The record queue of every partition assigned so far (see [`Fetched`]).
@@ -57,6 +60,7 @@ impl Ctx {
             generation,
             link,
             pipeline,
+            rebuilds: false,
             fetched: AtomicBool::new(false),
             queues: Mutex::new(Vec::new()),
             wake: Notify::new(),
@@ -66,6 +70,13 @@ impl Ctx {
 }
 
 impl Ctx {
+    /// A member whose partitions start at the rebuild offsets its commits name, and which does not
+    /// start them anywhere else (see [`start_positions`]).
+    pub fn rebuilding(mut self) -> Ctx {
+        self.rebuilds = true;
+        self
+    }
+
     /// Notes a partition's next offset once its checkpoint is on disk (see `checkpointed`).
     pub fn note_checkpointed(&self, topic: &str, partition: i32, next: i64) {
         self.checkpointed.lock().expect("checkpointed").insert((topic.to_string(), partition), next);
@@ -114,7 +125,7 @@ impl ConsumerContext for Ctx {
     fn rebalance(&self, base: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
         let assign = err == RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
         if assign {
-            start_positions(base, tpl, self.pipeline);
+            start_positions(base, tpl, self.pipeline, self.rebuilds);
         }
         let rebalance = match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => Rebalance::Assign(tpl),
@@ -216,25 +227,71 @@ impl ConsumerContext for Ctx {
     }
 }
 
-/// Fills in where each newly assigned partition starts: its committed offset, or the earliest
-/// record when the group has none (both pipelines read with `auto.offset.reset=earliest`). That
-/// is what librdkafka would do itself, except that for a partition without a committed offset
-/// it waits a fixed 100 ms first (a new group's first start). If the offsets cannot be read, the
-/// assignment goes as it came and librdkafka reads them itself.
-fn start_positions(base: &BaseConsumer<Ctx>, tpl: &mut TopicPartitionList, pipeline: &str) {
-    match base.committed_offsets(tpl.clone(), Duration::from_secs(10)) {
-        Ok(committed) => {
-            for e in committed.elements() {
-                let start = match e.offset() {
-                    Offset::Offset(o) if o >= 0 => Offset::Offset(o),
-                    _ => Offset::Beginning,
-                };
-                let _ = tpl.set_partition_offset(e.topic(), e.partition(), start);
+/// The metadata of an interval-group commit: the offset its partition's book is rebuilt from.
+pub fn rebuild_metadata(offset: i64) -> String {
+    format!("{REBUILD_TAG}{offset}")
+}
+
+const REBUILD_TAG: &str = "acd-bridge rebuild=";
+
+/// The rebuild offset a commit's metadata names, if it names one no later than the committed
+/// offset (a commit of an older release, with the rebuild offset as the offset itself and no
+/// metadata, names none: it starts at the committed offset, as it did then).
+pub fn rebuild_from(metadata: &str, committed: i64) -> Option<i64> {
+    let o: i64 = metadata.strip_prefix(REBUILD_TAG)?.parse().ok()?;
+    (0..=committed).contains(&o).then_some(o)
+}
+
+/// Fills in where each newly assigned partition starts: the rebuild offset its commit's
+/// metadata names (the interval group, see [`rebuild_metadata`]), else its committed offset, or
+/// the earliest record when the group has none (both pipelines read with
+/// `auto.offset.reset=earliest`). But for the rebuild offset, that is what librdkafka would do
+/// itself, except that for a partition without a committed offset it waits a fixed 100 ms first
+/// (a new group's first start).
+///
+/// If the offsets cannot be read, forwarding lets the assignment go as it came (librdkafka reads
+/// them itself). The interval group cannot: started at the read position instead of the rebuild
+/// offset, its books would miss records, so it asks again, and after `REBUILD_READ_ATTEMPTS`
+/// failures the process stops with an error (a restart rebuilds correctly) rather than count
+/// from an incomplete book.
+fn start_positions(base: &BaseConsumer<Ctx>, tpl: &mut TopicPartitionList, pipeline: &str, rebuilds: bool) {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match base.committed_offsets(tpl.clone(), Duration::from_secs(10)) {
+            Ok(committed) => {
+                for e in committed.elements() {
+                    let start = match e.offset() {
+                        Offset::Offset(o) if o >= 0 => Offset::Offset(rebuild_from(e.metadata(), o).unwrap_or(o)),
+                        _ => Offset::Beginning,
+                    };
+                    let _ = tpl.set_partition_offset(e.topic(), e.partition(), start);
+                }
+                return;
+            }
+            Err(e) if !rebuilds => {
+                tracing::warn!(pipeline, error = %e, "committed offsets not read; librdkafka reads them");
+                return;
+            }
+            Err(e) if attempt < REBUILD_READ_ATTEMPTS => {
+                tracing::warn!(pipeline, error = %e, attempt, "committed offsets and rebuild offsets not read; asking again");
+            }
+            Err(e) => {
+                tracing::error!(
+                    pipeline,
+                    error = %e,
+                    attempts = attempt,
+                    "the rebuild offsets of the assigned partitions could not be read; stopping rather than \
+                     counting from incomplete books (a restart rebuilds them)"
+                );
+                std::process::exit(1);
             }
         }
-        Err(e) => tracing::warn!(pipeline, error = %e, "committed offsets not read; librdkafka reads them"),
     }
 }
+
+/// How many times (10 s each) the interval group asks for its rebuild offsets on assignment.
+const REBUILD_READ_ATTEMPTS: u32 = 12;
 
 /// The fetched records of a member's assigned partitions, read many at a time.
 ///

@@ -15,21 +15,23 @@ use crate::tools::{reader, OpsError, TIMEOUT};
 
 /// `acd-bridge status --json`: lag per partition, DLQ depth by reason, the consumer's view.
 pub fn status(cfg: &Config) -> Result<Value, OpsError> {
-    // Agent-state forwarding commits what it delivered: the distance to the end is its lag. The
-    // interval group commits rebuild offsets on purpose (see `intervals`): the distance to the end
-    // is what a restart reads again, shown as the rebuild backlog, not as lag.
+    // Both groups commit what they have read (forwarding: delivered), so the distance to the end
+    // is lag. The interval group keeps beside it, in the commit's metadata, the offset its books
+    // are rebuilt from (see `intervals`): the distance from there to the end is what a restart
+    // reads again, shown as the rebuild backlog.
     let intervals_group = crate::intervals::group_id(cfg);
     let t = &cfg.topics;
-    let views: [(&str, &str, &str); 4] = [
-        (t.agent_state.as_str(), cfg.consumer.group_id.as_str(), "lag"),
-        (t.contact.as_str(), intervals_group.as_str(), "rebuild_backlog"),
-        (t.interval.as_str(), intervals_group.as_str(), "rebuild_backlog"),
-        (t.agent_activity.as_str(), intervals_group.as_str(), "rebuild_backlog"),
+    let views: [(&str, &str); 5] = [
+        (t.agent_state.as_str(), cfg.consumer.group_id.as_str()),
+        (t.contact.as_str(), intervals_group.as_str()),
+        (t.agent_state.as_str(), intervals_group.as_str()),
+        (t.interval.as_str(), intervals_group.as_str()),
+        (t.agent_activity.as_str(), intervals_group.as_str()),
     ];
     let mut partitions = Vec::new();
     let mut lag_total = 0;
     let mut rebuild_total = 0;
-    for (topic, group, kind) in views {
+    for (topic, group) in views {
         let c = reader(cfg, group)?;
         let Ok(md) = c.fetch_metadata(Some(topic), TIMEOUT) else { continue };
         let mut tpl = TopicPartitionList::new();
@@ -48,14 +50,17 @@ pub fn status(cfg: &Config) -> Result<Value, OpsError> {
                 Offset::Offset(o) => Some(o),
                 _ => None,
             };
-            let behind = hi - next.unwrap_or(lo);
-            if kind == "lag" {
-                lag_total += behind;
-            } else {
-                rebuild_total += behind;
+            let lag = hi - next.unwrap_or(lo);
+            lag_total += lag;
+            let mut p = json!({"topic": topic, "group": group, "partition": e.partition(), "committed": next,
+                "high_watermark": hi, "lag": lag});
+            if group == intervals_group {
+                let from = next.map_or(lo, |o| crate::kafka::group::rebuild_from(e.metadata(), o).unwrap_or(o));
+                rebuild_total += hi - from;
+                p["rebuild_from"] = json!(from);
+                p["rebuild_backlog"] = json!(hi - from);
             }
-            partitions.push(json!({"topic": topic, "group": group, "partition": e.partition(), "committed": next,
-                "high_watermark": hi, kind: behind}));
+            partitions.push(p);
         }
     }
     let mut dlq_by_reason: BTreeMap<String, u64> = BTreeMap::new();
@@ -113,19 +118,19 @@ pub fn status_text(v: &Value) -> String {
         v["rebuild_backlog_total"]
     );
     out.push_str(&format!(
-        "  {:<40} {:>9} {:>12} {:>12} {:>16}\n",
-        "topic", "partition", "committed", "end", "lag / re-read"
+        "  {:<40} {:<28} {:>9} {:>12} {:>12} {:>9} {:>9}\n",
+        "topic", "group", "partition", "committed", "end", "lag", "re-read"
     ));
     for p in v["partitions"].as_array().into_iter().flatten() {
-        let behind = p.get("lag").or(p.get("rebuild_backlog")).cloned().unwrap_or_default();
-        let tag = if p.get("lag").is_some() { "lag" } else { "re-read" };
         out.push_str(&format!(
-            "  {:<40} {:>9} {:>12} {:>12} {:>8} {tag}\n",
+            "  {:<40} {:<28} {:>9} {:>12} {:>12} {:>9} {:>9}\n",
             p["topic"].as_str().unwrap_or(""),
+            p["group"].as_str().unwrap_or(""),
             p["partition"],
             p["committed"].as_i64().map_or("-".to_string(), |o| o.to_string()),
             p["high_watermark"],
-            behind
+            p["lag"],
+            p.get("rebuild_backlog").map_or("-".to_string(), |b| b.to_string())
         ));
     }
     out.push_str(&format!("dead letters: {}", v["dlq_depth"]));

@@ -248,6 +248,9 @@ impl WfmClient {
     /// One call with one renewal and repeat on a 401. Auth failures come back as a connection
     /// error (transient), so an auth outage is retried like any other.
     pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<&[u8]>) -> Answer {
+        // A success counts from when its call was sent: a call answered just after an outage
+        // began was sent before it, and says nothing of the WFM since.
+        let sent = now_millis();
         let token = match self.token().await {
             Ok(t) => t,
             Err(e) => return Answer { attempt: Attempt::Connect, body: e.to_string() },
@@ -267,7 +270,7 @@ impl WfmClient {
         }
         match classify(&answer.attempt) {
             Outcome::Success => {
-                self.last_success.store(now_millis(), Ordering::Relaxed);
+                self.last_success.fetch_max(sent, Ordering::Relaxed);
                 self.failures_in_a_row.store(0, Ordering::Relaxed);
             }
             Outcome::Retry(_) | Outcome::Renew => {

@@ -40,6 +40,9 @@ pub async fn deliver(
 ) -> Delivery {
     let mut schedule = Schedule::new(Duration::from_millis(200), Duration::from_secs(30));
     let first = now_millis();
+    // When this request first failed: only a call sent after that and answered with success
+    // shows the WFM taking others while refusing this one.
+    let mut first_failure: Option<i64> = None;
     let mut attempts: u32 = 0;
     loop {
         attempts += 1;
@@ -65,8 +68,9 @@ pub async fn deliver(
             // A second 401 right after a renewal is retried like any transient failure.
             Outcome::Retry(_) | Outcome::Renew => {
                 // An outage (nothing succeeds) never dead-letters: only a record that keeps failing
-                // while other calls succeed does.
-                let others_succeed = wfm.last_success.load(Ordering::Relaxed) > first;
+                // while other calls, sent after its first failure, succeed does.
+                let failed_at = *first_failure.get_or_insert_with(now_millis);
+                let others_succeed = wfm.last_success.load(Ordering::Relaxed) > failed_at;
                 if attempts >= max_attempts && others_succeed {
                     waiter.settled();
                     return Delivery::DeadLetter(report_letter(

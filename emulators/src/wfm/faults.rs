@@ -10,7 +10,8 @@ use serde_json::{json, Value};
 use super::paths;
 
 /// `POST /sim/faults`: the next `count` calls of `path` ("*" for every data path) answer
-/// `status` after `delayMs`, with `Retry-After: retryAfter` when given.
+/// `status` after `delayMs`, with `Retry-After: retryAfter` when given. A 2xx `status` makes a
+/// slow WFM instead: the call waits `delayMs` and is then answered as usual.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FaultSpec {

@@ -167,9 +167,19 @@ async fn inject_faults(State(sim): State<Sim>, req: Request, next: Next) -> Resp
     let path = req.uri().path().to_string();
     let verdict = sim.faults.lock().expect("faults").take(&path);
     if let Some(f) = verdict {
-        sim.store.lock().expect("store").count(&path, f.status);
+        let slow = (200..300).contains(&f.status);
+        if !slow {
+            // Counted before the delay: a client that gives up first drops this call midway.
+            sim.store.lock().expect("store").count(&path, f.status);
+        }
         if f.delay_ms > 0 {
             tokio::time::sleep(std::time::Duration::from_millis(f.delay_ms)).await;
+        }
+        if slow {
+            // A slow WFM: the call is answered as usual, only late.
+            let resp = next.run(req).await;
+            sim.store.lock().expect("store").count(&path, resp.status().as_u16());
+            return resp;
         }
         let mut resp =
             error(StatusCode::from_u16(f.status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE), "", "injected fault");

@@ -6,7 +6,9 @@
 //!
 //! - [`simulator`]: a simulated contact center.
 //! - [`livevox`]: LiveVox's agent event feed.
+//! - [`avaya_cms`]: Avaya CMS's real-time socket, call history files and historical exports.
 
+pub mod avaya_cms;
 pub mod livevox;
 pub mod simulator;
 
@@ -34,8 +36,9 @@ pub fn spawn(
         out.push(tokio::spawn(simulator::run(sim, publisher.clone(), statuses.clone(), shutdown.clone())));
     }
     if let Some(lv) = cfg.connectors.livevox.clone().filter(|l| l.enabled) {
-        out.push(tokio::spawn(livevox::run(lv, publisher, statuses, shutdown)));
+        out.push(tokio::spawn(livevox::run(lv, publisher.clone(), statuses.clone(), shutdown.clone())));
     }
+    out.extend(avaya_cms::spawn(cfg, publisher, statuses, shutdown));
     out
 }
 
@@ -49,6 +52,16 @@ pub fn split(events: Vec<SimEvent>) -> (Parsed, Parsed) {
         }
     }
     (Parsed::AgentStates(states), Parsed::Contacts(contacts))
+}
+
+/// The counter of a connector's items that broke the push API's rules and were skipped
+/// (`acd_connector_items_skipped_total{connector}`).
+pub fn skipped_counter(publisher: &Publisher, connector: &str) -> std::sync::Arc<std::sync::atomic::AtomicU64> {
+    publisher.metrics().counter(
+        "acd_connector_items_skipped_total",
+        "ACD items that broke the push API's rules and were skipped",
+        &[("connector", connector)],
+    )
 }
 
 /// Publishes a batch, retrying until Kafka acknowledged all of it; false only on shutdown.

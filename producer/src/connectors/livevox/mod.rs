@@ -119,11 +119,7 @@ pub async fn run(cfg: LiveVoxConfig, publisher: Arc<Publisher>, statuses: Status
         Some(_) => tracing::info!(file = %tokens.path().display(), "LiveVox feed resumes after its saved token"),
         None => tracing::info!("LiveVox feed starts from the beginning of its window"),
     }
-    let skipped = publisher.metrics().counter(
-        "acd_connector_items_skipped_total",
-        "ACD items that broke the push API's rules and were skipped",
-        &[("connector", CONNECTOR)],
-    );
+    let skipped = super::skipped_counter(&publisher, CONNECTOR);
     let mut session = Session::new(cfg.clone());
     let timeout = Duration::from_millis(cfg.feed_timeout_ms);
     let mut backoff = Schedule::new(Duration::from_millis(500), Duration::from_secs(60));
