@@ -21,6 +21,7 @@
 pub mod agent_map;
 pub mod agents;
 pub mod categories;
+pub mod cold;
 pub mod grid;
 pub mod keys;
 pub mod queues;

@@ -207,7 +207,7 @@ impl Pipeline {
         // Next offsets were once kept in the store too; Kafka alone keeps them now.
         store.remove_range(b"offset/", b"offset0")?;
         let mut seen = Seen::new(cfg.interval.max_lateness_hours as i64 * 3_600_000);
-        seen.load(store.scan(crate::forwarding::seen::PREFIX)?);
+        seen.load(store.scan(crate::forwarding::seen::PREFIX)?, store.get(crate::forwarding::seen::UNTIL_KEY)?);
         tracing::info!(remembered = seen.len(), state_dir = %cfg.consumer.state_dir, "checkpoint loaded");
         let generation = Arc::new(AtomicU64::new(0));
         let mut cc = acd_core::kafka::client_config(&cfg)?;
@@ -459,7 +459,8 @@ impl Pipeline {
                     }
                 }
             };
-            if self.seen.admit(item.agent(), item.time) {
+            let store = &self.store;
+            if self.seen.admit(item.agent(), item.time, &mut |k| store.get(k).ok().flatten()) {
                 fresh.push(item);
             } else {
                 self.duplicates.fetch_add(1, Ordering::Relaxed);
@@ -510,6 +511,12 @@ impl Pipeline {
         // themselves live in Kafka only: a restart that re-reads past a lost commit finds every
         // state in the journal.)
         let writes = self.seen.take_writes();
+        if let Some((from, to)) = self.seen.expired() {
+            // Times beyond the lateness window: nothing refers to them any more.
+            if let Err(e) = self.store.remove_range(&from, &to) {
+                tracing::warn!(error = %e, "could not remove expired dedup times");
+            }
+        }
         self.committer.submit(Job::Commit { writes, offsets: next_offsets, generation }).await;
         Ok(true)
     }
@@ -531,7 +538,10 @@ impl Pipeline {
         // Forget what this round admitted: reload the last checkpoint, once it is all written.
         self.committer.drain().await?;
         let mut seen = Seen::new(self.cfg.interval.max_lateness_hours as i64 * 3_600_000);
-        seen.load(self.store.scan(crate::forwarding::seen::PREFIX)?);
+        seen.load(
+            self.store.scan(crate::forwarding::seen::PREFIX)?,
+            self.store.get(crate::forwarding::seen::UNTIL_KEY)?,
+        );
         self.seen = seen;
         // Keep what was read from the new assignment.
         let now = self.generation.load(Ordering::SeqCst);

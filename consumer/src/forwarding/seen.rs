@@ -1,16 +1,25 @@
 //! Which agent states were already forwarded: the deduplication by (acdId, loginId, eventUtcTime)
-//! of docs/intervals.md. Pure: no I/O, no clock.
+//! of docs/intervals.md. Pure: no I/O, no clock; the caller hands in a reader of its store.
 //!
-//! In memory, each agent's admitted event times are kept sorted (8 bytes a state) for the
-//! lateness window. In the checkpoint store, each polled round adds one journal entry holding only
-//! what that round admitted, grouped by agent and delta-encoded (a few bytes a state), so a round
-//! costs one small write however many agents it touched. Journal entries whose newest time has
-//! left the window are deleted.
+//! Memory holds each agent's admitted times of the last few minutes of event time (the *hot*
+//! times, from [`HOT`] before the highest time admitted, cut at a whole minute), sorted, where
+//! nearly every duplicate lands: a state re-read after a restart or a rebalance, a client's retry.
+//! Older times are *cold*: they are written to the checkpoint store, one value per agent and
+//! minute (`seen-cold/<minute>/<agent>`, delta-encoded), when they leave the hot range, and a
+//! state older than the hot range is looked up there. So memory does not grow with the
+//! lateness window: it holds a few minutes of states, however long the window.
+//!
+//! In the store, each polled round also adds one journal entry holding only what that round
+//! admitted to memory, grouped by agent and delta-encoded (a few bytes a state), so a round
+//! costs one small write however many agents it touched. An entry is deleted once all its times
+//! are cold (in the same write as the cold values); where the hot range starts is kept beside
+//! them (`seen-cold-until`), so a restart loads only the hot times. Cold values leave the
+//! store with the lateness window.
 //!
 //! The maps hash agent keys with FxHash: SipHash took a twentieth of the forwarding thread. The
 //! keys are agent ids from the ACD (an authenticated source), and there are as many as agents.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 
 use rustc_hash::FxHashMap as HashMap;
 
@@ -20,9 +29,23 @@ use crate::checkpoint::Write;
 
 /// The key prefix of journal entries.
 pub const PREFIX: &[u8] = b"seen-log/";
+/// The key prefix of cold times.
+pub const COLD_PREFIX: &[u8] = b"seen-cold/";
+/// The key of where the hot range starts.
+pub const UNTIL_KEY: &[u8] = b"seen-cold-until";
+/// How far before the highest time admitted times stay in memory (plus up to a minute).
+pub const HOT: Millis = 120_000;
+/// Cold times are kept per agent and minute.
+const BUCKET: Millis = 60_000;
+/// How many rounds' cold writes are kept in memory too: the store holds them only once the
+/// committer, which runs up to three rounds behind, has written them.
+const UNCONFIRMED_ROUNDS: usize = 4;
+
+/// Reads a key of the caller's store.
+pub type StoreGet<'a> = dyn FnMut(&[u8]) -> Option<Vec<u8>> + 'a;
 
 /// The set of forwarded states.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Seen {
     window: Millis,
     /// Sorted admitted times per agent key.
@@ -34,6 +57,66 @@ pub struct Seen {
     next_seq: u64,
     /// The highest event time admitted.
     high: Millis,
+    /// Times before this are cold.
+    cold_until: Millis,
+    /// Cold values read or changed this round (complete), and which changed.
+    cold_round: HashMap<Vec<u8>, Vec<Millis>>,
+    cold_changed: HashSet<Vec<u8>>,
+    /// Cold values written by the last rounds, newest last.
+    unconfirmed: VecDeque<HashMap<Vec<u8>, Vec<Millis>>>,
+    /// Cold values before this minute were handed out for removal.
+    expired_until: Millis,
+}
+
+impl Default for Seen {
+    fn default() -> Seen {
+        Seen {
+            window: 0,
+            agents: HashMap::default(),
+            pending: HashMap::default(),
+            journal: VecDeque::new(),
+            next_seq: 0,
+            high: Millis::MIN,
+            cold_until: Millis::MIN,
+            cold_round: HashMap::default(),
+            cold_changed: HashSet::new(),
+            unconfirmed: VecDeque::new(),
+            expired_until: Millis::MIN,
+        }
+    }
+}
+
+/// A minute as bytes that sort like the number.
+fn minute_bytes(minute: Millis) -> [u8; 8] {
+    ((minute as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+fn cold_key(minute: Millis, agent: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(COLD_PREFIX.len() + 8 + agent.len());
+    k.extend_from_slice(COLD_PREFIX);
+    k.extend_from_slice(&minute_bytes(minute));
+    k.extend_from_slice(agent.as_bytes());
+    k
+}
+
+fn encode_times(times: &[Millis]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(times.len() * 3 + 2);
+    let mut prev = 0;
+    for t in times {
+        put_varint(&mut out, zigzag(t.wrapping_sub(prev)));
+        prev = *t;
+    }
+    out
+}
+
+fn decode_times(mut bytes: &[u8]) -> Option<Vec<Millis>> {
+    let mut out = Vec::new();
+    let mut prev: Millis = 0;
+    while !bytes.is_empty() {
+        prev = prev.wrapping_add(unzigzag(get_varint(&mut bytes)?));
+        out.push(prev);
+    }
+    Some(out)
 }
 
 fn key(seq: u64) -> Vec<u8> {
@@ -117,8 +200,13 @@ impl Seen {
         Seen { window, ..Seen::default() }
     }
 
-    /// Replays the stored journal (entries in key order).
-    pub fn load(&mut self, entries: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>) {
+    /// Replays the stored journal (entries in key order), with where the hot range started
+    /// (the value of [`UNTIL_KEY`]).
+    pub fn load(&mut self, entries: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>, until: Option<Vec<u8>>) {
+        if let Some(until) = until.and_then(|v| Some(Millis::from_le_bytes(v.try_into().ok()?))) {
+            self.cold_until = until;
+            self.high = self.high.max(until);
+        }
         for (k, v) in entries {
             let Some(seq) = k.strip_prefix(PREFIX).and_then(|s| std::str::from_utf8(s).ok()?.parse::<u64>().ok())
             else {
@@ -128,7 +216,10 @@ impl Seen {
             let mut newest = Millis::MIN;
             for (agent, t) in pairs {
                 newest = newest.max(t);
-                self.insert(&agent, t);
+                // Older ones were made cold (and written) after this entry.
+                if t >= self.cold_until {
+                    self.insert(&agent, t);
+                }
             }
             self.journal.push_back((seq, newest));
             self.next_seq = self.next_seq.max(seq + 1);
@@ -152,23 +243,45 @@ impl Seen {
         true
     }
 
-    /// True when `(agent, time)` is new; remembers it.
-    pub fn admit(&mut self, agent: &str, time: Millis) -> bool {
-        if self.insert(agent, time) {
+    /// True when `(agent, time)` is new; remembers it. A time before the hot range is looked up
+    /// with `store` (unless this round or a recent one read or wrote its value).
+    pub fn admit(&mut self, agent: &str, time: Millis, store: &mut StoreGet<'_>) -> bool {
+        if time >= self.cold_until {
+            if !self.insert(agent, time) {
+                return false;
+            }
             match self.pending.get_mut(agent) {
                 Some(times) => times.push(time),
                 None => {
                     self.pending.insert(agent.to_string(), vec![time]);
                 }
             }
-            true
-        } else {
-            false
+            return true;
+        }
+        if time < self.high.saturating_sub(self.window) {
+            // Beyond the lateness window: nothing is remembered that far back.
+            return true;
+        }
+        let key = cold_key(time.div_euclid(BUCKET) * BUCKET, agent);
+        if !self.cold_round.contains_key(&key) {
+            let known = self.unconfirmed.iter().rev().find_map(|round| round.get(&key).cloned());
+            let times = known.or_else(|| store(&key).and_then(|v| decode_times(&v))).unwrap_or_default();
+            self.cold_round.insert(key.clone(), times);
+        }
+        let times = self.cold_round.get_mut(&key).expect("read");
+        match times.binary_search(&time) {
+            Ok(_) => false,
+            Err(pos) => {
+                times.insert(pos, time);
+                self.cold_changed.insert(key);
+                true
+            }
         }
     }
 
-    /// The store writes for this round: one journal entry for what it admitted, and the
-    /// deletion of entries (and times) that left the window.
+    /// The store writes for this round: one journal entry for what it admitted to memory, the
+    /// cold values it changed, and, when the hot range moved on, the times that left it (one
+    /// value per agent and minute) with the journal entries they empty.
     pub fn take_writes(&mut self) -> Vec<Write> {
         let mut out = Vec::new();
         if self.pending.values().any(|t| !t.is_empty()) {
@@ -181,31 +294,66 @@ impl Seen {
             self.journal.push_back((self.next_seq, newest));
             self.next_seq += 1;
         }
-        let cutoff = self.high.saturating_sub(self.window);
-        while let Some(&(seq, newest)) = self.journal.front() {
-            if newest >= cutoff {
-                break;
-            }
-            self.journal.pop_front();
-            out.push((key(seq), None));
+        let mut written: HashMap<Vec<u8>, Vec<Millis>> = HashMap::default();
+        for key in self.cold_changed.drain() {
+            let times = self.cold_round.remove(&key).expect("read before changed");
+            out.push((key.clone(), Some(encode_times(&times))));
+            written.insert(key, times);
         }
-        if !out.iter().all(|(_, v)| v.is_some()) {
-            for times in self.agents.values_mut() {
-                let keep = times.partition_point(|t| *t < cutoff);
-                times.drain(..keep);
+        self.cold_round.clear();
+        let until = self.high.saturating_sub(HOT).div_euclid(BUCKET) * BUCKET;
+        if until > self.cold_until {
+            for (agent, times) in self.agents.iter_mut() {
+                let n = times.partition_point(|t| *t < until);
+                let mut rest = &times[..n];
+                while let Some(first) = rest.first() {
+                    let minute = first.div_euclid(BUCKET) * BUCKET;
+                    let m = rest.partition_point(|t| *t < minute + BUCKET);
+                    let key = cold_key(minute, agent);
+                    out.push((key.clone(), Some(encode_times(&rest[..m]))));
+                    written.insert(key, rest[..m].to_vec());
+                    rest = &rest[m..];
+                }
+                times.drain(..n);
             }
             self.agents.retain(|_, t| !t.is_empty());
             self.pending.retain(|_, t| !t.is_empty());
+            self.cold_until = until;
+            out.push((UNTIL_KEY.to_vec(), Some(until.to_le_bytes().to_vec())));
+            while let Some(&(seq, newest)) = self.journal.front() {
+                if newest >= until {
+                    break;
+                }
+                self.journal.pop_front();
+                out.push((key(seq), None));
+            }
+        }
+        self.unconfirmed.push_back(written);
+        if self.unconfirmed.len() > UNCONFIRMED_ROUNDS {
+            self.unconfirmed.pop_front();
         }
         out
     }
 
-    /// How many times are remembered.
+    /// When cold values left the lateness window since the last call: the key range
+    /// `[COLD_PREFIX, end)` they lie in, for the caller to remove.
+    pub fn expired(&mut self) -> Option<(Vec<u8>, Vec<u8>)> {
+        let cutoff = self.high.saturating_sub(self.window).div_euclid(BUCKET) * BUCKET;
+        if cutoff <= self.expired_until || self.high == Millis::MIN {
+            return None;
+        }
+        self.expired_until = cutoff;
+        let mut end = COLD_PREFIX.to_vec();
+        end.extend_from_slice(&minute_bytes(cutoff));
+        Some((COLD_PREFIX.to_vec(), end))
+    }
+
+    /// How many times are in memory.
     pub fn len(&self) -> usize {
         self.agents.values().map(Vec::len).sum()
     }
 
-    /// True when nothing is remembered.
+    /// True when nothing is in memory.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -219,54 +367,123 @@ impl Seen {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
     const HOUR: Millis = 3_600_000;
+    const T0: Millis = 1_714_000_000_000;
 
-    fn by_key(writes: &[Write]) -> std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>> {
-        writes.iter().cloned().collect()
+    /// A store the writes are applied to.
+    #[derive(Default)]
+    struct Store(BTreeMap<Vec<u8>, Vec<u8>>);
+
+    impl Store {
+        fn apply(&mut self, writes: Vec<Write>) {
+            for (k, v) in writes {
+                match v {
+                    Some(v) => self.0.insert(k, v),
+                    None => self.0.remove(&k),
+                };
+            }
+        }
+
+        fn journal(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
+            self.0.iter().filter(|(k, _)| k.starts_with(PREFIX)).map(|(k, v)| (k.clone(), v.clone())).collect()
+        }
+
+        fn reload(&self, window: Millis) -> Seen {
+            let mut s = Seen::new(window);
+            s.load(self.journal(), self.0.get(UNTIL_KEY).cloned());
+            s
+        }
+
+        fn remove(&mut self, (from, to): (Vec<u8>, Vec<u8>)) {
+            self.0.retain(|k, _| !(k.as_slice() >= from.as_slice() && k.as_slice() < to.as_slice()));
+        }
+    }
+
+    fn admit(s: &mut Seen, store: &Store, agent: &str, t: Millis) -> bool {
+        s.admit(agent, t, &mut |k| store.0.get(k).cloned())
     }
 
     #[test]
     fn duplicates_and_out_of_order() {
-        let mut s = Seen::new(48 * HOUR);
-        assert!(s.admit("e/a", 10));
-        assert!(s.admit("e/a", 5));
-        assert!(!s.admit("e/a", 10));
-        assert!(s.admit("e/b", 10));
-        assert!(!s.admit("e/a", 5));
+        let (mut s, store) = (Seen::new(48 * HOUR), Store::default());
+        assert!(admit(&mut s, &store, "e/a", 10));
+        assert!(admit(&mut s, &store, "e/a", 5));
+        assert!(!admit(&mut s, &store, "e/a", 10));
+        assert!(admit(&mut s, &store, "e/b", 10));
+        assert!(!admit(&mut s, &store, "e/a", 5));
         assert_eq!(s.len(), 3);
     }
 
     #[test]
     fn one_small_journal_entry_a_round_and_a_faithful_reload() {
-        let mut s = Seen::new(48 * HOUR);
+        let (mut s, mut store) = (Seen::new(48 * HOUR), Store::default());
         for a in 0..100 {
             for t in 0..10 {
-                s.admit(&format!("east/agent{a:03}"), 1_714_000_000_000 + t * 1000);
+                admit(&mut s, &store, &format!("east/agent{a:03}"), T0 + t * 1000);
             }
         }
         let writes = s.take_writes();
-        assert_eq!(writes.len(), 1);
-        let bytes = writes[0].1.as_ref().unwrap().len();
+        let journal: Vec<&Write> = writes.iter().filter(|(k, _)| k.starts_with(PREFIX)).collect();
+        assert_eq!(journal.len(), 1);
+        let bytes = journal[0].1.as_ref().unwrap().len();
         assert!(bytes < 1000 * 6, "{bytes} bytes for 1000 states");
-        let mut t = Seen::new(48 * HOUR);
-        t.load(writes.iter().map(|(k, v)| (k.clone(), v.clone().unwrap())));
+        let first_key = journal[0].0.clone();
+        store.apply(writes);
+        let mut t = store.reload(48 * HOUR);
         assert_eq!(t.len(), 1000);
-        assert!(!t.admit("east/agent042", 1_714_000_005_000));
-        assert!(t.admit("east/agent042", 1_714_000_005_001));
+        assert!(!admit(&mut t, &store, "east/agent042", T0 + 5_000));
+        assert!(admit(&mut t, &store, "east/agent042", T0 + 5_001));
         let next = t.take_writes();
-        assert_eq!(next.len(), 1);
-        assert_ne!(next[0].0, writes[0].0, "a new sequence number after reload");
+        let journal: Vec<&Write> = next.iter().filter(|(k, _)| k.starts_with(PREFIX)).collect();
+        assert_eq!(journal.len(), 1);
+        assert_ne!(journal[0].0, first_key, "a new sequence number after reload");
     }
 
     #[test]
-    fn entries_leave_the_window() {
-        let mut s = Seen::new(2 * HOUR);
-        s.admit("e/a", 1_000);
-        let first = s.take_writes();
-        s.admit("e/a", 10 * HOUR);
-        let w = by_key(&s.take_writes());
-        assert_eq!(w.get(&first[0].0), Some(&None), "the old entry is deleted");
-        assert!(s.admit("e/a", 1_000), "expired times are forgotten");
+    fn memory_keeps_minutes_and_older_times_are_found_in_the_store_across_a_reload() {
+        let (mut s, mut store) = (Seen::new(48 * HOUR), Store::default());
+        // Two hours of one state a second for ten agents, a round every ten seconds.
+        for sec in 0..7_200 {
+            for a in 0..10 {
+                assert!(admit(&mut s, &store, &format!("e/{a}"), T0 + sec * 1000 + a));
+            }
+            if sec % 10 == 9 {
+                store.apply(s.take_writes());
+            }
+        }
+        assert!(s.len() <= 10 * 180, "{} times in memory", s.len());
+        assert!(s.journal_len() <= 20, "{} journal entries", s.journal_len());
+        // Duplicates of old and of recent times, and a new time between old ones.
+        assert!(!admit(&mut s, &store, "e/3", T0 + 5_000 + 3));
+        assert!(!admit(&mut s, &store, "e/3", T0 + 7_199_000 + 3));
+        assert!(admit(&mut s, &store, "e/3", T0 + 5_500));
+        assert!(!admit(&mut s, &store, "e/3", T0 + 5_500), "this round knows it");
+        let writes = s.take_writes();
+        // The committer has not written them yet: the next rounds still know.
+        assert!(!admit(&mut s, &store, "e/3", T0 + 5_500), "a recent round wrote it");
+        store.apply(writes);
+        store.apply(s.take_writes());
+        let mut again = store.reload(48 * HOUR);
+        assert!(again.len() <= 10 * 180);
+        assert!(!admit(&mut again, &store, "e/3", T0 + 5_500), "cold, after a reload");
+        assert!(!admit(&mut again, &store, "e/7", T0 + 3_600_000 + 7));
+        assert!(!admit(&mut again, &store, "e/7", T0 + 7_199_000 + 7), "hot, after a reload");
+        assert!(admit(&mut again, &store, "e/7", T0 + 7_199_500));
+    }
+
+    #[test]
+    fn times_leave_the_window() {
+        let (mut s, mut store) = (Seen::new(2 * HOUR), Store::default());
+        admit(&mut s, &store, "e/a", T0);
+        store.apply(s.take_writes());
+        admit(&mut s, &store, "e/a", T0 + 10 * HOUR);
+        store.apply(s.take_writes());
+        assert!(store.0.keys().any(|k| k.starts_with(COLD_PREFIX)));
+        store.remove(s.expired().expect("expired values"));
+        assert!(!store.0.keys().any(|k| k.starts_with(COLD_PREFIX)), "the old value is removed");
+        assert!(s.expired().is_none(), "once");
+        assert!(admit(&mut s, &store, "e/a", T0), "expired times are forgotten");
     }
 }

@@ -5,6 +5,9 @@
 //!   million keys cost a few hundred store entries, not a million. These keys are rebuilt from
 //!   Kafka with their book, so they are written without a flush, and a book's keys are dropped
 //!   when the book is created.
+//! - [`SledCold`]: the agent states of cold intervals ([`acd_interval::cold`]), one value per
+//!   interval (`cold/<stream>/<partition>/<interval>`). Rebuilt from Kafka with their book like
+//!   the dedup keys: written without a flush, dropped when the book is created.
 //! - [`SledSent`]: the keys of the rows each interval report carried
 //!   ([`acd_interval::sent`]), one value per interval (`sent/<stream>/<partition>/<interval>`).
 //!   These are what a rebuilt book cannot learn from Kafka, so they outlive every book; the
@@ -12,6 +15,7 @@
 
 use std::collections::HashSet;
 
+use acd_interval::cold::ColdStore;
 use acd_interval::keys::KeyStore;
 use acd_interval::sent::{Sent, SentStore};
 use acd_schemas::time::Millis;
@@ -99,6 +103,55 @@ impl KeyStore for SledKeys {
     }
 }
 
+/// The prefix of every cold interval's agent states.
+pub const COLD_PREFIX: &str = "cold/";
+
+/// One agent book's cold intervals.
+pub struct SledCold {
+    store: Checkpoints,
+    prefix: Vec<u8>,
+}
+
+impl SledCold {
+    /// The store of the book `tag` (stream and partition), emptied.
+    pub fn new(store: Checkpoints, tag: &str) -> SledCold {
+        let prefix = format!("{COLD_PREFIX}{tag}/").into_bytes();
+        let mut end = prefix.clone();
+        end.push(0xff);
+        if let Err(e) = store.remove_range(&prefix, &end) {
+            tracing::error!(error = %e, "could not clear cold agent states");
+        }
+        SledCold { store, prefix }
+    }
+
+    fn interval_key(&self, start: Millis) -> Vec<u8> {
+        let mut k = self.prefix.clone();
+        k.extend_from_slice(&start_bytes(start));
+        k
+    }
+}
+
+impl ColdStore for SledCold {
+    fn put(&mut self, start: Millis, bytes: Vec<u8>) {
+        if let Err(e) = self.store.put(&self.interval_key(start), bytes) {
+            tracing::error!(error = %e, "could not keep cold agent states");
+        }
+    }
+
+    fn get(&mut self, start: Millis) -> Option<Vec<u8>> {
+        self.store.get(&self.interval_key(start)).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "could not read cold agent states");
+            None
+        })
+    }
+
+    fn forget_before(&mut self, start: Millis) {
+        if let Err(e) = self.store.remove_range(&self.prefix, &self.interval_key(start)) {
+            tracing::error!(error = %e, "could not drop expired cold agent states");
+        }
+    }
+}
+
 /// The prefix of every interval's sent keys.
 pub const SENT_PREFIX: &str = "sent/";
 
@@ -181,6 +234,24 @@ mod tests {
         let mut again = SledKeys::new(store, "contacts/3");
         assert!(!again.contains(900_000, 4));
         drop((k, other, again));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn cold_intervals_are_kept_by_interval_and_a_new_book_starts_empty() {
+        let dir = std::env::temp_dir().join(format!("acd-cold-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Checkpoints::open(&dir).unwrap();
+        let mut c = SledCold::new(store.clone(), "agent-states/3");
+        c.put(-900_000, vec![1]);
+        c.put(900_000, vec![2]);
+        c.put(900_000, vec![3]);
+        assert_eq!(c.get(900_000), Some(vec![3]), "replaced");
+        c.forget_before(0);
+        assert_eq!(c.get(-900_000), None);
+        assert_eq!(SledCold::new(store.clone(), "agent-states/30").get(900_000), None);
+        assert_eq!(SledCold::new(store, "agent-states/3").get(900_000), None, "a new book starts empty");
+        drop(c);
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -40,7 +40,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::checkpoint::Checkpoints;
 use crate::deadletter::{self, DeadLetter, DeadLetters, Kind, Reason};
-use crate::intervals::keystore::{SledKeys, SledSent};
+use crate::intervals::keystore::{SledCold, SledKeys, SledSent};
 use crate::intervals::requests::{Post, Requests, Sent};
 use crate::kafka::group::{serve_events, Ctx, Fetched, FetchedMessage, Member};
 use crate::status::OpenIntervals;
@@ -117,7 +117,7 @@ impl Part {
         }
         // Agent states from the horizon on are in `by_interval`; each agent's state in force at
         // the horizon (its offset is its tag in the book) lasts into them.
-        if let Book::Agents(book) = &self.book {
+        if let Book::Agents(book) = &mut self.book {
             if let Some(o) = book.lowest_tag_in_force(horizon) {
                 min = min.min(o);
             }
@@ -443,11 +443,12 @@ impl Intervals {
                     Box::new(SledKeys::new(store.clone(), &tag)),
                     Box::new(SledSent::new(store, &tag)),
                 ))),
-                Stream::AgentState => Book::Agents(Box::new(AgentBook::with_sent_store(
+                Stream::AgentState => Book::Agents(Box::new(AgentBook::with_stores(
                     grid,
                     categories.clone(),
                     agents.clone(),
-                    Box::new(SledSent::new(store, &tag)),
+                    Box::new(SledSent::new(store.clone(), &tag)),
+                    Box::new(SledCold::new(store, &tag)),
                 ))),
                 Stream::Interval => Book::Rows(Box::new(Rollup::new(grid.length, formula))),
                 _ => Book::Activity,
