@@ -18,6 +18,11 @@ use crate::metrics::Registry;
 /// How often a lasting outage is logged again.
 pub const REMIND_EVERY: Duration = Duration::from_secs(30);
 
+/// A failure reported this soon after Kafka was reached again is, most often, a client's report
+/// from before the reconnection arriving late: it does not start a new logged outage at once. It
+/// still marks the link down, and an outage that lasts is logged by the reminder.
+pub const SETTLE_AFTER_REACHED: Duration = Duration::from_secs(10);
+
 /// What waits while Kafka cannot be reached, for the log line (set by the process that owns it).
 pub type Waiting = Box<dyn Fn() -> String + Send + Sync>;
 
@@ -40,6 +45,11 @@ struct State {
     last_error: String,
     /// When the outage was last logged.
     logged: Option<Instant>,
+    /// The outage began within [`SETTLE_AFTER_REACHED`] of the last one's end: not logged as a
+    /// new one.
+    quiet: bool,
+    /// When Kafka was last reached again after an outage.
+    reached_at: Option<Instant>,
 }
 
 /// The state for `/status`.
@@ -85,10 +95,15 @@ impl KafkaLink {
                 s.down_since_utc = Some(acd_schemas::time::format_millis(acd_schemas::time::now_millis()));
                 s.logged = Some(Instant::now());
                 self.connected.store(0, Ordering::Relaxed);
-                tracing::warn!(error = %s.last_error, "Kafka unreachable; waiting for it (one line every 30 s until it is back)");
+                s.quiet = s.reached_at.is_some_and(|r| r.elapsed() < SETTLE_AFTER_REACHED);
+                if !s.quiet {
+                    tracing::warn!(error = %s.last_error, "Kafka unreachable; waiting for it (one line every 30 s until it is back)");
+                }
             }
             Some(since) if s.logged.is_none_or(|l| l.elapsed() >= REMIND_EVERY) => {
                 s.logged = Some(Instant::now());
+                // Logged now: its end will be too.
+                s.quiet = false;
                 let waiting = self.waiting.lock().expect("link").as_ref().map(|w| w()).unwrap_or_default();
                 tracing::warn!(
                     down_for_s = since.elapsed().as_secs(),
@@ -107,8 +122,11 @@ impl KafkaLink {
         let mut s = self.state.lock().expect("link");
         if let Some(since) = s.down_since.take() {
             self.connected.store(1, Ordering::Relaxed);
-            tracing::info!(down_for_s = since.elapsed().as_secs(), failures = s.failures, "Kafka reachable again");
-            *s = State::default();
+            // A quiet outage that was never logged ends without a line too.
+            if !s.quiet {
+                tracing::info!(down_for_s = since.elapsed().as_secs(), failures = s.failures, "Kafka reachable again");
+            }
+            *s = State { reached_at: Some(Instant::now()), ..State::default() };
         }
     }
 
@@ -235,5 +253,12 @@ mod tests {
         assert!(!link.is_down());
         assert_eq!(link.view(), LinkView { state: "CONNECTED".into(), since_utc: None, last_error: None });
         assert!(metrics.render().contains("acd_kafka_connected 1"));
+        // A client's stale report just after the reconnection: down again, but not a new outage
+        // in the log.
+        link.client_error("agent-states", &refused);
+        assert!(link.is_down() && link.state.lock().unwrap().quiet);
+        assert_eq!(link.view().state, "DISCONNECTED");
+        link.reached();
+        assert!(!link.is_down());
     }
 }
