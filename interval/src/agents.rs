@@ -1,6 +1,7 @@
 //! Agent states into agentSystemPerformanceReport rows and agent activity lists. Each state lasts
 //! from its eventUtcTime to the agent's next state. One [`AgentBook`] serves one agent-state
-//! partition.
+//! partition. Its states are packed per agent, and those of intervals older than the hot ones
+//! are in a [`ColdStore`] (see [`crate::cold`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -12,7 +13,7 @@ use acd_schemas::wfm::{ActivityJson, AgentActivityEntry, AgentPerformanceRow};
 
 use crate::agent_map::AgentMap;
 use crate::categories::{Categories, Category};
-use crate::cold::{ColdAgent, ColdInterval, ColdState, ColdStore, MemoryCold, HOT_INTERVALS};
+use crate::cold::{ColdInterval, ColdStore, Kept, Line, MemoryCold, Timed, HOT_INTERVALS};
 use crate::grid::{round_seconds, Closing, Grid};
 use crate::sent::{MemorySent, Sent, SentBox, SentStore};
 use crate::Admit;
@@ -29,17 +30,8 @@ pub struct AgentReport {
 #[derive(Debug, Clone, Default)]
 struct Timeline {
     login_id: String,
-    /// eventUtcTime -> the state.
-    states: BTreeMap<Millis, Kept>,
-}
-
-/// A state as the book keeps it: its codes interned in [`Texts`], and the caller's tag (the
-/// consumer's Kafka offset, say).
-#[derive(Debug, Clone, Copy)]
-struct Kept {
-    code: u32,
-    reason: u32,
-    tag: i64,
+    /// The hot states, and the one in force where they begin.
+    line: Line,
 }
 
 /// Event and reason codes, stored once: a state costs two integers, not two strings.
@@ -61,6 +53,10 @@ impl Texts {
         self.texts.push(text.to_string());
         self.categories.push(categories.of(text));
         id
+    }
+
+    fn logged_out(&self, k: &Kept) -> bool {
+        self.categories[k.code as usize] == Category::LoggedOut
     }
 }
 
@@ -123,6 +119,14 @@ pub struct AgentBook {
     cold: Cold,
 }
 
+/// The state in force at `at` (the latest at or before it) in `states`, and the range of those
+/// after it and before `end`.
+fn split_at(states: &[Timed], at: Millis, end: Millis) -> (Option<&Timed>, &[Timed]) {
+    let lo = states.partition_point(|(t, _)| *t <= at);
+    let hi = states.partition_point(|(t, _)| *t < end).max(lo);
+    (lo.checked_sub(1).map(|i| &states[i]), &states[lo..hi])
+}
+
 impl AgentBook {
     /// An empty book.
     pub fn new(grid: Grid, categories: Categories, agents: AgentMap) -> AgentBook {
@@ -182,7 +186,8 @@ impl AgentBook {
     /// [`AgentBook::lowest_tag_in_force`]).
     pub fn add_ref(&mut self, s: &AgentStateRef<'_>, tag: i64) -> Admit {
         let grid = self.grid;
-        let start = grid.start_of(s.event_utc_time);
+        let t = s.event_utc_time;
+        let start = grid.start_of(t);
         if !self.timelines.contains_key(s.login_id) {
             let line = Timeline { login_id: s.login_id.to_string(), ..Timeline::default() };
             self.timelines.insert(s.login_id.to_string(), line);
@@ -196,8 +201,8 @@ impl AgentBook {
                 None => return Admit::Duplicate,
             }
         } else {
-            let line = self.timelines.get_mut(s.login_id).expect("timeline");
-            if line.states.contains_key(&s.event_utc_time) {
+            let line = &mut self.timelines.get_mut(s.login_id).expect("timeline").line;
+            if line.contains(t) {
                 return Admit::Duplicate;
             }
             if grid.too_late(start, self.high) {
@@ -205,10 +210,10 @@ impl AgentBook {
             }
             let code = self.texts.id(s.event_code, &self.categories);
             let reason = self.texts.id(s.reason_code, &self.categories);
-            line.states.insert(s.event_utc_time, Kept { code, reason, tag });
-            line.states.range(s.event_utc_time + 1..).next().map(|(t, _)| *t)
+            line.insert((t, Kept { code, reason, tag }));
+            line.next_after(t)
         };
-        self.high = Some(self.high.map_or(s.event_utc_time, |h| h.max(s.event_utc_time)));
+        self.high = Some(self.high.map_or(t, |h| h.max(t)));
         self.first_interval = Some(self.first_interval.map_or(start, |f| f.min(start)));
         if let Some(until) = self.closing.closed_until().filter(|u| start < *u) {
             let last = next.map_or(until - grid.length, |n| grid.start_of(n).min(until - grid.length));
@@ -229,26 +234,26 @@ impl AgentBook {
     fn add_cold(&mut self, s: &AgentStateRef<'_>, tag: i64, start: Millis) -> Option<Option<Millis>> {
         let hot_from = self.hot_from.expect("cold intervals");
         let t = s.event_utc_time;
-        let state = ColdState { time: t, code: s.event_code.to_string(), reason: s.reason_code.to_string(), tag };
+        let code = self.texts.id(s.event_code, &self.categories);
+        let reason = self.texts.id(s.reason_code, &self.categories);
+        let state = (t, Kept { code, reason, tag });
+        let logged_out = self.texts.logged_out(&state.1);
         let (blob, changed) = self.cold.read(start);
         let agent = blob.agents.entry(s.login_id.to_string()).or_default();
-        let pos = match agent.states.binary_search_by_key(&t, |x| x.time) {
+        let pos = match agent.states.binary_search_by_key(&t, |(x, _)| *x) {
             Ok(_) => return None,
             Err(pos) => pos,
         };
-        agent.states.insert(pos, state.clone());
-        let mut next = agent.states.get(pos + 1).map(|x| x.time);
+        agent.states.insert(pos, state);
+        let mut next = agent.states.get(pos + 1).map(|(x, _)| *x);
         *changed = true;
         self.cold.index.insert(start, true);
-        let code = self.texts.id(s.event_code, &self.categories);
-        let reason = self.texts.id(s.reason_code, &self.categories);
-        let logged_out = self.texts.categories[code as usize] == Category::LoggedOut;
         let mut j = start + self.grid.length;
         while next.is_none() && j < hot_from {
             let (blob, changed) = self.cold.read(j);
             let agent = blob.agents.entry(s.login_id.to_string()).or_default();
-            agent.in_force = (!logged_out).then(|| state.clone());
-            next = agent.states.first().map(|x| x.time);
+            agent.in_force = (!logged_out).then_some(state);
+            next = agent.states.first().map(|(x, _)| *x);
             if agent.is_empty() {
                 blob.agents.remove(s.login_id);
             }
@@ -258,16 +263,20 @@ impl AgentBook {
         }
         if next.is_none() {
             // The agent's latest state before the hot intervals: it replaces the older one kept.
-            let line = self.timelines.get_mut(s.login_id).expect("timeline");
-            match line.states.range(..hot_from).next_back().map(|(t, _)| *t) {
+            let line = &mut self.timelines.get_mut(s.login_id).expect("timeline").line;
+            let mut states = line.unpack();
+            let before = states.partition_point(|(x, _)| *x < hot_from);
+            match before.checked_sub(1).map(|i| states[i].0) {
                 // Kept in a cold interval too, where it would have been found.
                 Some(old) if old > t => next = Some(old),
                 old => {
-                    if let Some(old) = old {
-                        line.states.remove(&old);
+                    if old.is_some() {
+                        states.remove(before - 1);
                     }
-                    line.states.insert(t, Kept { code, reason, tag });
-                    next = line.states.range(t + 1..).next().map(|(t, _)| *t);
+                    let at = states.partition_point(|(x, _)| *x < t);
+                    states.insert(at, state);
+                    next = states.get(at + 1).map(|(x, _)| *x);
+                    *line = Line::pack(&states);
                 }
             }
         }
@@ -288,45 +297,42 @@ impl AgentBook {
         self.cold.write_back();
         // Intervals beyond the lateness window are only written when a state lies inside them
         // (a jump in event time is not walked interval by interval).
-        let floor = grid.lateness_floor(self.high).max(from);
-        let mut starts: BTreeSet<Millis> = self
-            .timelines
-            .values()
-            .flat_map(|line| line.states.range(from..floor.min(target)).map(|(t, _)| grid.start_of(*t)))
-            .collect();
-        starts.extend((floor..target).step_by(grid.length as usize));
-        for i in starts {
-            let end = i + grid.length;
-            let mut blob = ColdInterval::default();
-            let kept = |t: &Millis, k: &Kept| ColdState {
-                time: *t,
-                code: self.texts.texts[k.code as usize].clone(),
-                reason: self.texts.texts[k.reason as usize].clone(),
-                tag: k.tag,
-            };
+        let floor = grid.lateness_floor(self.high).max(from).min(target);
+        let mut starts: BTreeSet<Millis> = (floor..target).step_by(grid.length as usize).collect();
+        if from < floor {
             for line in self.timelines.values() {
-                let in_force = line
-                    .states
-                    .range(..i)
-                    .next_back()
-                    .filter(|(_, k)| self.texts.categories[k.code as usize] != Category::LoggedOut)
-                    .map(|(t, k)| kept(t, k));
-                let states: Vec<ColdState> = line.states.range(i..end).map(|(t, k)| kept(t, k)).collect();
-                let agent = ColdAgent { in_force, states };
-                if !agent.is_empty() {
-                    blob.agents.insert(line.login_id.clone(), agent);
+                if line.line.first().is_some_and(|f| f < floor) {
+                    let states = line.line.unpack();
+                    let (lo, hi) =
+                        (states.partition_point(|(t, _)| *t < from), states.partition_point(|(t, _)| *t < floor));
+                    starts.extend(states[lo..hi].iter().map(|(t, _)| grid.start_of(*t)));
                 }
-            }
-            if !blob.agents.is_empty() {
-                self.cold.index.insert(i, blob.has_states());
-                self.cold.store.put(i, blob.to_bytes());
             }
         }
+        let mut blobs: Vec<(Millis, Vec<u8>, bool)> = starts.into_iter().map(|s| (s, Vec::new(), false)).collect();
         for line in self.timelines.values_mut() {
-            if let Some(latest) = line.states.range(..target).next_back().map(|(t, _)| *t) {
-                if line.states.first_key_value().is_some_and(|(t, _)| *t < latest) {
-                    line.states = line.states.split_off(&latest);
+            if line.line.first().is_none_or(|f| f >= target) {
+                continue;
+            }
+            let states = line.line.unpack();
+            for (i, bytes, busy) in blobs.iter_mut() {
+                let lo = states.partition_point(|(t, _)| *t < *i);
+                let hi = states.partition_point(|(t, _)| *t < *i + grid.length);
+                let in_force = lo.checked_sub(1).map(|k| &states[k]).filter(|(_, k)| !self.texts.logged_out(k));
+                if in_force.is_some() || lo < hi {
+                    ColdInterval::put_agent(bytes, &line.login_id, in_force, &states[lo..hi]);
+                    *busy |= lo < hi;
                 }
+            }
+            let keep = states.partition_point(|(t, _)| *t < target);
+            if keep > 1 {
+                line.line = Line::pack(&states[keep - 1..]);
+            }
+        }
+        for (i, bytes, busy) in blobs {
+            if !bytes.is_empty() {
+                self.cold.index.insert(i, busy);
+                self.cold.store.put(i, bytes);
             }
         }
         self.hot_from = Some(target);
@@ -339,9 +345,13 @@ impl AgentBook {
         let Some(first) = self.first_interval else { return Vec::new() };
         let (grid, timelines, cold) = (self.grid, &self.timelines, &self.cold.index);
         let due = self.closing.due(first, open_from, grid.length, grid.lateness_floor(self.high), |from, to| {
-            let hot = timelines.values().flat_map(|line| line.states.range(from..to).map(|(t, _)| grid.start_of(*t)));
-            let cold = cold.range(from..to).filter(|(_, busy)| **busy).map(|(s, _)| *s);
-            hot.chain(cold).collect()
+            let mut busy: BTreeSet<Millis> = cold.range(from..to).filter(|(_, busy)| **busy).map(|(s, _)| *s).collect();
+            for line in timelines.values() {
+                let states = line.line.unpack();
+                let (lo, hi) = (states.partition_point(|(t, _)| *t < from), states.partition_point(|(t, _)| *t < to));
+                busy.extend(states[lo..hi].iter().map(|(t, _)| grid.start_of(*t)));
+            }
+            busy
         });
         let out = due.into_iter().filter_map(|s| self.report(s)).collect();
         self.cold.write_back();
@@ -349,12 +359,12 @@ impl AgentBook {
         out
     }
 
-    /// Performance row and activity list of one agent in [start, end), from its states (the one
-    /// in force at `start` and those inside).
+    /// Performance row and activity list of one agent in [start, end), from its states (sorted;
+    /// the one in force at `start` and those inside are used).
     fn agent_figures(
         &self,
         login_id: &str,
-        states: &BTreeMap<Millis, Kept>,
+        states: &[Timed],
         start: Millis,
         end: Millis,
     ) -> (Option<AgentPerformanceRow>, Option<AgentActivityEntry>) {
@@ -362,12 +372,11 @@ impl AgentBook {
         // Time per category inside [start, end): the state in force at `start`, then those
         // that begin inside.
         let (mut login, mut ready, mut not_ready) = (0i64, 0i64, 0i64);
-        let in_force = states.range(..=start).next_back();
-        let inside = states.range(start + 1..end);
+        let (in_force, inside) = split_at(states, start, end);
         let mut iter = in_force.into_iter().chain(inside).peekable();
         while let Some((t, kept)) = iter.next() {
             let from = (*t).max(start);
-            let to = iter.peek().map_or(end, |(n, _)| **n).min(end);
+            let to = iter.peek().map_or(end, |(n, _)| *n).min(end);
             let ms = to - from;
             match self.texts.categories[kept.code as usize] {
                 Category::LoggedOut => {}
@@ -391,16 +400,16 @@ impl AgentBook {
         });
         // Segments that end inside [start, end), reported whole; LOGGED_OUT ones are not.
         let mut segments = Vec::new();
-        for (next, _) in states.range(start..end) {
-            if let Some((t, kept)) = states.range(..*next).next_back() {
-                if self.texts.categories[kept.code as usize] != Category::LoggedOut {
-                    segments.push(ActivityJson {
-                        state: self.texts.texts[kept.code as usize].clone(),
-                        start_time: format_millis(*t),
-                        duration: next - t,
-                        reason: self.texts.texts[kept.reason as usize].clone(),
-                    });
-                }
+        let (lo, hi) = (states.partition_point(|(t, _)| *t < start), states.partition_point(|(t, _)| *t < end));
+        for i in lo.max(1)..hi.max(lo.max(1)) {
+            let ((t, kept), next) = (&states[i - 1], states[i].0);
+            if !self.texts.logged_out(kept) {
+                segments.push(ActivityJson {
+                    state: self.texts.texts[kept.code as usize].clone(),
+                    start_time: format_millis(*t),
+                    duration: next - t,
+                    reason: self.texts.texts[kept.reason as usize].clone(),
+                });
             }
         }
         let activity = (!segments.is_empty()).then(|| AgentActivityEntry {
@@ -412,22 +421,6 @@ impl AgentBook {
         (performance, activity)
     }
 
-    /// A cold interval's states as per-agent timelines, by loginId.
-    fn cold_timelines(&mut self, start: Millis) -> BTreeMap<String, BTreeMap<Millis, Kept>> {
-        let blob = self.cold.read(start).0.clone();
-        let mut out = BTreeMap::new();
-        for (login, agent) in blob.agents {
-            let mut states = BTreeMap::new();
-            for s in agent.in_force.iter().chain(&agent.states) {
-                let code = self.texts.id(&s.code, &self.categories);
-                let reason = self.texts.id(&s.reason, &self.categories);
-                states.insert(s.time, Kept { code, reason, tag: s.tag });
-            }
-            out.insert(login, states);
-        }
-        out
-    }
-
     fn report(&mut self, start: Millis) -> Option<AgentReport> {
         let end = self.grid.end_of(start);
         let mut performance = Vec::new();
@@ -437,16 +430,17 @@ impl AgentBook {
             activity.extend(a);
         };
         if self.hot_from.is_some_and(|h| start < h) {
-            let lines = self.cold_timelines(start);
-            for (login, states) in &lines {
-                add(self.agent_figures(login, states, start, end));
+            let blob = self.cold.read(start).0.clone();
+            for (login, agent) in blob.agents {
+                let states: Vec<Timed> = agent.in_force.into_iter().chain(agent.states).collect();
+                add(self.agent_figures(&login, &states, start, end));
             }
         } else {
             let mut keys: Vec<&String> = self.timelines.keys().collect();
             keys.sort();
             for key in keys {
                 let line = &self.timelines[key];
-                add(self.agent_figures(&line.login_id, &line.states, start, end));
+                add(self.agent_figures(&line.login_id, &line.line.unpack(), start, end));
             }
         }
         // Rows and lists returned before (by this book or, through the store, by an earlier
@@ -491,8 +485,7 @@ impl AgentBook {
                     return tag;
                 }
             }
-            let tag =
-                self.cold.read(horizon).0.agents.values().filter_map(|a| a.in_force.as_ref()).map(|s| s.tag).min();
+            let tag = self.cold.read(horizon).0.agents.values().filter_map(|a| a.in_force).map(|(_, k)| k.tag).min();
             if !self.cold.cache.get(&horizon).is_some_and(|(_, changed)| *changed) {
                 self.cold.cache.remove(&horizon);
             }
@@ -501,16 +494,21 @@ impl AgentBook {
         }
         self.timelines
             .values()
-            .filter_map(|line| line.states.range(..horizon).next_back())
-            .filter(|(_, kept)| self.texts.categories[kept.code as usize] != Category::LoggedOut)
-            .map(|(_, kept)| kept.tag)
+            .filter(|line| line.line.first().is_some_and(|f| f < horizon))
+            .filter_map(|line| {
+                let states = line.line.unpack();
+                let before = states.partition_point(|(t, _)| *t < horizon);
+                before.checked_sub(1).map(|i| states[i].1)
+            })
+            .filter(|kept| !self.texts.logged_out(kept))
+            .map(|kept| kept.tag)
             .min()
     }
 
     /// How many states are in memory (the hot intervals and each agent's latest state before
     /// them).
     pub fn states_in_memory(&self) -> usize {
-        self.timelines.values().map(|l| l.states.len()).sum()
+        self.timelines.values().map(|l| l.line.len()).sum()
     }
 
     /// Forgets cold intervals and sent keys that can no longer change a delivered interval.
@@ -744,9 +742,14 @@ mod tests {
 
     #[test]
     fn states_hours_late_recompute_cold_intervals_to_the_figures_of_complete_input() {
+        for seed in [0x2545_f491_4f6c_dd1du64, 7, 0x9e37_79b9_7f4a_7c15, 1_234_567, 42] {
+            late_states_against_complete_input(seed);
+        }
+    }
+
+    fn late_states_against_complete_input(mut seed: u64) {
         // Six agents over five hours; one state in five arrives up to three hours late, so late
         // states land in intervals long moved to the cold store.
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
         let mut rnd = |n: u64| {
             seed ^= seed << 13;
             seed ^= seed >> 7;
