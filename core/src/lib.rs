@@ -9,6 +9,7 @@
 //! - [`kafka`]: librdkafka clients built from the configuration, topic creation, the codec with
 //!   its schema-registry seam.
 //! - [`link`]: the Kafka connection state, logged once per change instead of once per failure.
+//! - [`memory`]: gives the allocator's free memory back after large, short-lived work.
 //! - [`metrics`]: counters and gauges rendered as Prometheus text.
 //! - [`retry`]: exponential backoff with full jitter, and `Retry-After`: every HTTP client's policy.
 //! - [`shutdown`]: one cancellation token, fired by SIGINT or SIGTERM.
@@ -16,6 +17,7 @@
 pub mod config;
 pub mod kafka;
 pub mod link;
+pub mod memory;
 pub mod metrics;
 pub mod retry;
 pub mod shutdown;

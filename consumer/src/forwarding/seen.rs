@@ -4,9 +4,11 @@
 //! Memory holds each agent's admitted times of the last few minutes of event time (the *hot*
 //! times, from [`HOT`] before the highest time admitted, cut at a whole minute), sorted, where
 //! nearly every duplicate lands: a state re-read after a restart or a rebalance, a client's retry.
-//! Older times are *cold*: they are written to the checkpoint store, one value per agent and
-//! minute (`seen-cold/<minute>/<agent>`, delta-encoded), when they leave the hot range, and a
-//! state older than the hot range is looked up there. So memory does not grow with the
+//! Older times are *cold*: they are written to the checkpoint store, one value per minute of
+//! event time (`seen-cold/<minute>`, grouped by agent and delta-encoded like the journal), when
+//! they leave the hot range, and a state older than the hot range is looked up there. (One value
+//! per agent and minute would be tens of thousands of store keys a minute; sled holds about a
+//! kilobyte of memory per key written, so the store would grow in memory what it saved.) So memory does not grow with the
 //! lateness window: it holds a few minutes of states, however long the window.
 //!
 //! In the store, each polled round also adds one journal entry holding only what that round
@@ -19,7 +21,7 @@
 //! The maps hash agent keys with FxHash: SipHash took a twentieth of the forwarding thread. The
 //! keys are agent ids from the ACD (an authenticated source), and there are as many as agents.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use rustc_hash::FxHashMap as HashMap;
 
@@ -59,11 +61,11 @@ pub struct Seen {
     high: Millis,
     /// Times before this are cold.
     cold_until: Millis,
-    /// Cold values read or changed this round (complete), and which changed.
-    cold_round: HashMap<Vec<u8>, Vec<Millis>>,
-    cold_changed: HashSet<Vec<u8>>,
-    /// Cold values written by the last rounds, newest last.
-    unconfirmed: VecDeque<HashMap<Vec<u8>, Vec<Millis>>>,
+    /// Cold minutes read or changed this round (complete, by agent), and which changed.
+    cold_round: BTreeMap<Millis, Minute>,
+    cold_changed: BTreeSet<Millis>,
+    /// Cold minutes written by the last rounds, newest last.
+    unconfirmed: VecDeque<BTreeMap<Millis, Minute>>,
     /// Cold values before this minute were handed out for removal.
     expired_until: Millis,
 }
@@ -78,8 +80,8 @@ impl Default for Seen {
             next_seq: 0,
             high: Millis::MIN,
             cold_until: Millis::MIN,
-            cold_round: HashMap::default(),
-            cold_changed: HashSet::new(),
+            cold_round: BTreeMap::new(),
+            cold_changed: BTreeSet::new(),
             unconfirmed: VecDeque::new(),
             expired_until: Millis::MIN,
         }
@@ -91,30 +93,23 @@ fn minute_bytes(minute: Millis) -> [u8; 8] {
     ((minute as u64) ^ (1 << 63)).to_be_bytes()
 }
 
-fn cold_key(minute: Millis, agent: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(COLD_PREFIX.len() + 8 + agent.len());
-    k.extend_from_slice(COLD_PREFIX);
+/// One cold minute: each agent's times in it, sorted.
+type Minute = HashMap<String, Vec<Millis>>;
+
+fn cold_key(minute: Millis) -> Vec<u8> {
+    let mut k = COLD_PREFIX.to_vec();
     k.extend_from_slice(&minute_bytes(minute));
-    k.extend_from_slice(agent.as_bytes());
     k
 }
 
-fn encode_times(times: &[Millis]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(times.len() * 3 + 2);
-    let mut prev = 0;
-    for t in times {
-        put_varint(&mut out, zigzag(t.wrapping_sub(prev)));
-        prev = *t;
+fn decode_minute(bytes: &[u8]) -> Option<Minute> {
+    let mut out = Minute::default();
+    for (agent, t) in decode(bytes)? {
+        out.entry(agent).or_default().push(t);
     }
-    out
-}
-
-fn decode_times(mut bytes: &[u8]) -> Option<Vec<Millis>> {
-    let mut out = Vec::new();
-    let mut prev: Millis = 0;
-    while !bytes.is_empty() {
-        prev = prev.wrapping_add(unzigzag(get_varint(&mut bytes)?));
-        out.push(prev);
+    for times in out.values_mut() {
+        times.sort_unstable();
+        times.dedup();
     }
     Some(out)
 }
@@ -262,18 +257,25 @@ impl Seen {
             // Beyond the lateness window: nothing is remembered that far back.
             return true;
         }
-        let key = cold_key(time.div_euclid(BUCKET) * BUCKET, agent);
-        if !self.cold_round.contains_key(&key) {
-            let known = self.unconfirmed.iter().rev().find_map(|round| round.get(&key).cloned());
-            let times = known.or_else(|| store(&key).and_then(|v| decode_times(&v))).unwrap_or_default();
-            self.cold_round.insert(key.clone(), times);
+        let minute = time.div_euclid(BUCKET) * BUCKET;
+        if !self.cold_round.contains_key(&minute) {
+            // A minute a recent round wrote answers a duplicate without a copy.
+            let recent = self.unconfirmed.iter().rev().find_map(|round| round.get(&minute));
+            if recent.and_then(|m| m.get(agent)).is_some_and(|times| times.binary_search(&time).is_ok()) {
+                return false;
+            }
+            let times = match recent {
+                Some(m) => m.clone(),
+                None => store(&cold_key(minute)).and_then(|v| decode_minute(&v)).unwrap_or_default(),
+            };
+            self.cold_round.insert(minute, times);
         }
-        let times = self.cold_round.get_mut(&key).expect("read");
+        let times = self.cold_round.get_mut(&minute).expect("read").entry(agent.to_string()).or_default();
         match times.binary_search(&time) {
             Ok(_) => false,
             Err(pos) => {
                 times.insert(pos, time);
-                self.cold_changed.insert(key);
+                self.cold_changed.insert(minute);
                 true
             }
         }
@@ -294,27 +296,30 @@ impl Seen {
             self.journal.push_back((self.next_seq, newest));
             self.next_seq += 1;
         }
-        let mut written: HashMap<Vec<u8>, Vec<Millis>> = HashMap::default();
-        for key in self.cold_changed.drain() {
-            let times = self.cold_round.remove(&key).expect("read before changed");
-            out.push((key.clone(), Some(encode_times(&times))));
-            written.insert(key, times);
+        let mut written: BTreeMap<Millis, Minute> = BTreeMap::new();
+        for minute in std::mem::take(&mut self.cold_changed) {
+            let mut times = self.cold_round.remove(&minute).expect("read before changed");
+            out.push((cold_key(minute), Some(encode(&mut times))));
+            written.insert(minute, times);
         }
         self.cold_round.clear();
         let until = self.high.saturating_sub(HOT).div_euclid(BUCKET) * BUCKET;
         if until > self.cold_until {
+            let mut leaving: BTreeMap<Millis, Minute> = BTreeMap::new();
             for (agent, times) in self.agents.iter_mut() {
                 let n = times.partition_point(|t| *t < until);
                 let mut rest = &times[..n];
                 while let Some(first) = rest.first() {
                     let minute = first.div_euclid(BUCKET) * BUCKET;
                     let m = rest.partition_point(|t| *t < minute + BUCKET);
-                    let key = cold_key(minute, agent);
-                    out.push((key.clone(), Some(encode_times(&rest[..m]))));
-                    written.insert(key, rest[..m].to_vec());
+                    leaving.entry(minute).or_default().insert(agent.clone(), rest[..m].to_vec());
                     rest = &rest[m..];
                 }
                 times.drain(..n);
+            }
+            for (minute, mut times) in leaving {
+                out.push((cold_key(minute), Some(encode(&mut times))));
+                written.insert(minute, times);
             }
             self.agents.retain(|_, t| !t.is_empty());
             self.pending.retain(|_, t| !t.is_empty());
@@ -480,7 +485,7 @@ mod tests {
         store.apply(s.take_writes());
         admit(&mut s, &store, "e/a", T0 + 10 * HOUR);
         store.apply(s.take_writes());
-        assert!(store.0.keys().any(|k| k.starts_with(COLD_PREFIX)));
+        assert_eq!(store.0.keys().filter(|k| k.starts_with(COLD_PREFIX)).count(), 1, "one value a minute");
         store.remove(s.expired().expect("expired values"));
         assert!(!store.0.keys().any(|k| k.starts_with(COLD_PREFIX)), "the old value is removed");
         assert!(s.expired().is_none(), "once");

@@ -636,7 +636,8 @@ impl Intervals {
         self.probe_ends().await;
         let now = now_millis();
         let keys: Vec<(Stream, i32)> = self.parts.keys().cloned().collect();
-        let mut closed = Vec::new();
+        let mut reported = false;
+        // One partition at a time, so that only one book's reports are in memory at once.
         for key in keys {
             let part = self.parts.get_mut(&key).expect("part");
             let idle = part.idle_for();
@@ -668,17 +669,13 @@ impl Intervals {
                 Book::Activity => Default::default(),
             };
             self.passed_over(&key, passed);
-            if !queues.is_empty() || !agents.is_empty() || !rows.is_empty() {
-                closed.push((key, queues, agents, rows));
+            if !queues.is_empty() || !agents.is_empty() {
+                // The book wrote the keys of these reports' rows to the store: on disk before the
+                // WFM can hold the rows, so a rebuilt book knows to overwrite them.
+                let store = self.store.clone();
+                tokio::task::spawn_blocking(move || store.flush()).await.expect("checkpoint task")?;
+                reported = true;
             }
-        }
-        if closed.iter().any(|(_, q, a, _)| !q.is_empty() || !a.is_empty()) {
-            // The books wrote the keys of these reports' rows to the store: on disk before the
-            // WFM can hold the rows, so a rebuilt book knows to overwrite them.
-            let store = self.store.clone();
-            tokio::task::spawn_blocking(move || store.flush()).await.expect("checkpoint task")?;
-        }
-        for (key, queues, agents, rows) in closed {
             for r in queues {
                 if !self.send_intraday(&key, r.start, r.queue_rows, r.agent_queue_rows, Vec::new(), generation).await {
                     return Ok(false);
@@ -695,6 +692,10 @@ impl Intervals {
             if !rows.is_empty() {
                 self.deliver_rows(&rows, key.0, key.1).await;
             }
+        }
+        if reported {
+            // An interval's reports are large and short-lived: give their memory back.
+            acd_core::memory::release();
         }
         Ok(true)
     }
