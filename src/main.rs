@@ -212,19 +212,8 @@ async fn dlq(cfg: Config, action: DlqAction) -> ExitCode {
     }
 }
 
-fn main() -> ExitCode {
-    // Before any thread starts: one allocator arena per core, not eight (see acd_core::memory).
-    acd_core::memory::limit_arenas();
-    match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt.block_on(run()),
-        Err(e) => {
-            eprintln!("acd-bridge: cannot start the runtime: {e}");
-            ExitCode::from(1)
-        }
-    }
-}
-
-async fn run() -> ExitCode {
+#[tokio::main]
+async fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

@@ -63,6 +63,9 @@ pub enum ConsumerError {
     Listen { addr: String, source: std::io::Error },
 }
 
+/// How often free heap memory is handed back to the system.
+const RELEASE_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Runs `acd-bridge consume` until `shutdown`.
 pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), ConsumerError> {
     let listener = tokio::net::TcpListener::bind(&cfg.consumer.admin_listen)
@@ -80,6 +83,20 @@ pub async fn serve(
     let metrics = Registry::default();
     let link = acd_core::link::KafkaLink::new(&metrics);
     let wfm = wfm::WfmClient::new(&cfg.wfm, metrics.clone());
+    // The allocator keeps freed memory resident; hand it back now and then (acd_core::memory).
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(RELEASE_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = every.tick() => {
+                    let _ = tokio::task::spawn_blocking(acd_core::memory::release).await;
+                }
+            }
+        }
+    });
     // Forwarding needs only its input and the dead-letter topic; it starts once those are seen
     // to, while the other topics are still being checked or created (creating a partition takes
     // the broker a few milliseconds, so on a first start that is most of the start-up).

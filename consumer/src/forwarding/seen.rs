@@ -64,8 +64,8 @@ pub struct Seen {
     /// Cold minutes read or changed this round (complete, by agent), and which changed.
     cold_round: BTreeMap<Millis, Minute>,
     cold_changed: BTreeSet<Millis>,
-    /// Cold minutes written by the last rounds, newest last.
-    unconfirmed: VecDeque<BTreeMap<Millis, Minute>>,
+    /// Cold minutes written by the last rounds (as written), newest last.
+    unconfirmed: VecDeque<BTreeMap<Millis, Vec<u8>>>,
     /// Cold values before this minute were handed out for removal.
     expired_until: Millis,
 }
@@ -157,16 +157,21 @@ fn encode(pending: &mut HashMap<String, Vec<Millis>>) -> Vec<u8> {
     let mut out = Vec::with_capacity(agents.iter().map(|(a, t)| a.len() + t.len() * 3 + 4).sum());
     for (agent, times) in agents {
         times.sort_unstable();
-        put_varint(&mut out, agent.len() as u64);
-        out.extend_from_slice(agent.as_bytes());
-        put_varint(&mut out, times.len() as u64);
-        let mut prev = 0;
-        for t in times.iter() {
-            put_varint(&mut out, zigzag(t - prev));
-            prev = *t;
-        }
+        put_agent(&mut out, agent, times);
     }
     out
+}
+
+/// One agent's entry: its name, a count and its sorted times delta-encoded.
+fn put_agent(out: &mut Vec<u8>, agent: &str, times: &[Millis]) {
+    put_varint(out, agent.len() as u64);
+    out.extend_from_slice(agent.as_bytes());
+    put_varint(out, times.len() as u64);
+    let mut prev = 0;
+    for t in times {
+        put_varint(out, zigzag(t - prev));
+        prev = *t;
+    }
 }
 
 fn decode(mut bytes: &[u8]) -> Option<Vec<(String, Millis)>> {
@@ -259,15 +264,9 @@ impl Seen {
         }
         let minute = time.div_euclid(BUCKET) * BUCKET;
         if !self.cold_round.contains_key(&minute) {
-            // A minute a recent round wrote answers a duplicate without a copy.
-            let recent = self.unconfirmed.iter().rev().find_map(|round| round.get(&minute));
-            if recent.and_then(|m| m.get(agent)).is_some_and(|times| times.binary_search(&time).is_ok()) {
-                return false;
-            }
-            let times = match recent {
-                Some(m) => m.clone(),
-                None => store(&cold_key(minute)).and_then(|v| decode_minute(&v)).unwrap_or_default(),
-            };
+            // A minute a recent round wrote may not be in the store yet.
+            let recent = self.unconfirmed.iter().rev().find_map(|round| round.get(&minute).cloned());
+            let times = recent.or_else(|| store(&cold_key(minute))).and_then(|v| decode_minute(&v)).unwrap_or_default();
             self.cold_round.insert(minute, times);
         }
         let times = self.cold_round.get_mut(&minute).expect("read").entry(agent.to_string()).or_default();
@@ -296,30 +295,26 @@ impl Seen {
             self.journal.push_back((self.next_seq, newest));
             self.next_seq += 1;
         }
-        let mut written: BTreeMap<Millis, Minute> = BTreeMap::new();
+        let mut written: BTreeMap<Millis, Vec<u8>> = BTreeMap::new();
         for minute in std::mem::take(&mut self.cold_changed) {
             let mut times = self.cold_round.remove(&minute).expect("read before changed");
-            out.push((cold_key(minute), Some(encode(&mut times))));
-            written.insert(minute, times);
+            written.insert(minute, encode(&mut times));
         }
         self.cold_round.clear();
         let until = self.high.saturating_sub(HOT).div_euclid(BUCKET) * BUCKET;
         if until > self.cold_until {
-            let mut leaving: BTreeMap<Millis, Minute> = BTreeMap::new();
+            // Each minute's value is written as its agents come (the order of agents in a value
+            // does not matter to the reader).
             for (agent, times) in self.agents.iter_mut() {
                 let n = times.partition_point(|t| *t < until);
                 let mut rest = &times[..n];
                 while let Some(first) = rest.first() {
                     let minute = first.div_euclid(BUCKET) * BUCKET;
                     let m = rest.partition_point(|t| *t < minute + BUCKET);
-                    leaving.entry(minute).or_default().insert(agent.clone(), rest[..m].to_vec());
+                    put_agent(written.entry(minute).or_default(), agent, &rest[..m]);
                     rest = &rest[m..];
                 }
                 times.drain(..n);
-            }
-            for (minute, mut times) in leaving {
-                out.push((cold_key(minute), Some(encode(&mut times))));
-                written.insert(minute, times);
             }
             self.agents.retain(|_, t| !t.is_empty());
             self.pending.retain(|_, t| !t.is_empty());
@@ -332,6 +327,9 @@ impl Seen {
                 self.journal.pop_front();
                 out.push((key(seq), None));
             }
+        }
+        for (minute, bytes) in &written {
+            out.push((cold_key(*minute), Some(bytes.clone())));
         }
         self.unconfirmed.push_back(written);
         if self.unconfirmed.len() > UNCONFIRMED_ROUNDS {

@@ -80,6 +80,13 @@ struct Part {
     end_seen: Option<(Instant, i64)>,
 }
 
+/// One closed book's reports: its partition, queue reports, agent reports, rolled-up rows.
+type Closed = ((Stream, i32), Vec<QueueReport>, Vec<AgentReport>, Vec<IntervalRow>);
+
+/// Rows and activity segments of closed reports held before they are sent (see
+/// `close_and_deliver`).
+const REPORT_BATCH: usize = 200_000;
+
 /// How often the end offsets of idle partitions are fetched, and how long one fetched stays good.
 const END_PROBE_EVERY: Duration = Duration::from_secs(1);
 const END_FRESH_FOR: Duration = Duration::from_secs(5);
@@ -636,8 +643,11 @@ impl Intervals {
         self.probe_ends().await;
         let now = now_millis();
         let keys: Vec<(Stream, i32)> = self.parts.keys().cloned().collect();
-        let mut reported = false;
-        // One partition at a time, so that only one book's reports are in memory at once.
+        // Books are closed in turn and their reports sent in batches of about REPORT_BATCH rows
+        // and segments: one store flush for many small reports, and no more than a batch of
+        // large ones in memory at once.
+        let mut closed: Vec<Closed> = Vec::new();
+        let (mut size, mut total) = (0, 0);
         for key in keys {
             let part = self.parts.get_mut(&key).expect("part");
             let idle = part.idle_for();
@@ -669,13 +679,43 @@ impl Intervals {
                 Book::Activity => Default::default(),
             };
             self.passed_over(&key, passed);
-            if !queues.is_empty() || !agents.is_empty() {
-                // The book wrote the keys of these reports' rows to the store: on disk before the
-                // WFM can hold the rows, so a rebuilt book knows to overwrite them.
-                let store = self.store.clone();
-                tokio::task::spawn_blocking(move || store.flush()).await.expect("checkpoint task")?;
-                reported = true;
+            if queues.is_empty() && agents.is_empty() && rows.is_empty() {
+                continue;
             }
+            size += queues.iter().map(|r| r.queue_rows.len() + r.agent_queue_rows.len()).sum::<usize>()
+                + agents
+                    .iter()
+                    .map(|r| r.performance.len() + r.activity.iter().map(|e| e.agent_activity.len()).sum::<usize>())
+                    .sum::<usize>();
+            closed.push((key, queues, agents, rows));
+            if size >= REPORT_BATCH {
+                if !self.send_closed(std::mem::take(&mut closed), generation).await? {
+                    return Ok(false);
+                }
+                total += size;
+                size = 0;
+            }
+        }
+        if !self.send_closed(closed, generation).await? {
+            return Ok(false);
+        }
+        if total + size >= REPORT_BATCH / 4 {
+            // Large reports are short-lived: give their memory back (not after every small
+            // round: each call costs the page faults of memory taken again).
+            acd_core::memory::release();
+        }
+        Ok(true)
+    }
+
+    /// Sends closed books' reports, once the row keys they carry are on disk.
+    async fn send_closed(&mut self, closed: Vec<Closed>, generation: u64) -> Result<bool, ConsumerError> {
+        if closed.iter().any(|(_, q, a, _)| !q.is_empty() || !a.is_empty()) {
+            // The books wrote the keys of these reports' rows to the store: on disk before the
+            // WFM can hold the rows, so a rebuilt book knows to overwrite them.
+            let store = self.store.clone();
+            tokio::task::spawn_blocking(move || store.flush()).await.expect("checkpoint task")?;
+        }
+        for (key, queues, agents, rows) in closed {
             for r in queues {
                 if !self.send_intraday(&key, r.start, r.queue_rows, r.agent_queue_rows, Vec::new(), generation).await {
                     return Ok(false);
@@ -692,10 +732,6 @@ impl Intervals {
             if !rows.is_empty() {
                 self.deliver_rows(&rows, key.0, key.1).await;
             }
-        }
-        if reported {
-            // An interval's reports are large and short-lived: give their memory back.
-            acd_core::memory::release();
         }
         Ok(true)
     }
