@@ -15,6 +15,8 @@ use std::collections::BTreeMap;
 
 use acd_schemas::time::Millis;
 
+use crate::varint::{get_varint, put_varint, unzigzag, zigzag};
+
 /// How many closed intervals keep their agent states in memory.
 pub const HOT_INTERVALS: i64 = 1;
 
@@ -58,35 +60,6 @@ pub struct Kept {
 
 /// A state and its eventUtcTime.
 pub type Timed = (Millis, Kept);
-
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn get_varint(bytes: &mut &[u8]) -> Option<u64> {
-    let mut v = 0u64;
-    for shift in (0..64).step_by(7) {
-        let (&b, rest) = bytes.split_first()?;
-        *bytes = rest;
-        v |= ((b & 0x7f) as u64) << shift;
-        if b & 0x80 == 0 {
-            return Some(v);
-        }
-    }
-    None
-}
-
-fn zigzag(v: i64) -> u64 {
-    ((v << 1) ^ (v >> 63)) as u64
-}
-
-fn unzigzag(v: u64) -> i64 {
-    (v >> 1) as i64 ^ -((v & 1) as i64)
-}
 
 /// Writes a state as differences from the previous one (time and tag), codes as they are.
 fn put_state(out: &mut Vec<u8>, prev: &mut (Millis, i64), (t, k): &Timed) {

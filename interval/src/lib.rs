@@ -7,7 +7,9 @@
 //! - [`sla`]: the three service-level formulas.
 //! - [`queues`]: contacts into queue and agent-per-queue rows, deduplicated, zero-filled;
 //!   [`keys`]: their dedup keys, in memory near the watermark, behind a store seam further back.
-//! - [`agents`]: agent states into login/ready/not-ready time and activity segments.
+//! - [`agents`]: agent states into login/ready/not-ready time and activity segments;
+//!   [`cold`]: each agent's states packed, and intervals older than the hot ones behind a store
+//!   seam; [`varint`]: the integer packing they use.
 //! - [`categories`] and [`agent_map`]: event codes to categories, loginIds to agent values.
 //! - [`rollup`]: pre-aggregated half-interval rows summed into whole ones.
 //! - [`sent`]: the keys of the rows returned per interval, behind a store seam, so that a
@@ -28,6 +30,7 @@ pub mod queues;
 pub mod rollup;
 pub mod sent;
 pub mod sla;
+pub mod varint;
 
 pub use grid::Grid;
 

@@ -25,6 +25,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use rustc_hash::FxHashMap as HashMap;
 
+use acd_interval::varint::{get_varint, put_varint, unzigzag, zigzag};
 use acd_schemas::time::Millis;
 
 use crate::checkpoint::Write;
@@ -118,36 +119,6 @@ fn key(seq: u64) -> Vec<u8> {
     let mut k = PREFIX.to_vec();
     k.extend_from_slice(format!("{seq:020}").as_bytes());
     k
-}
-
-fn put_varint(out: &mut Vec<u8>, v: u64) {
-    let mut v = v;
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn get_varint(bytes: &mut &[u8]) -> Option<u64> {
-    let mut v = 0u64;
-    for shift in (0..64).step_by(7) {
-        let (&b, rest) = bytes.split_first()?;
-        *bytes = rest;
-        v |= ((b & 0x7f) as u64) << shift;
-        if b & 0x80 == 0 {
-            return Some(v);
-        }
-    }
-    None
-}
-
-fn zigzag(v: i64) -> u64 {
-    ((v << 1) ^ (v >> 63)) as u64
-}
-
-fn unzigzag(v: u64) -> i64 {
-    (v >> 1) as i64 ^ -((v & 1) as i64)
 }
 
 /// Encodes times by agent: per agent its name, a count and delta-encoded sorted times.
