@@ -27,13 +27,6 @@ pub struct AgentReport {
     pub activity: Vec<AgentActivityEntry>,
 }
 
-#[derive(Debug, Clone, Default)]
-struct Timeline {
-    login_id: String,
-    /// The hot states, and the one in force where they begin.
-    line: Line,
-}
-
 /// Event and reason codes, stored once: a state costs two integers, not two strings.
 #[derive(Debug, Clone, Default)]
 struct Texts {
@@ -103,8 +96,9 @@ pub struct AgentBook {
     grid: Grid,
     categories: Categories,
     agents: AgentMap,
-    /// By loginId (unique within a deployment).
-    timelines: HashMap<String, Timeline>,
+    /// Each agent's hot states and the one in force where they begin, by loginId (unique
+    /// within a deployment).
+    timelines: HashMap<String, Line>,
     texts: Texts,
     high: Option<Millis>,
     first_interval: Option<Millis>,
@@ -189,8 +183,7 @@ impl AgentBook {
         let t = s.event_utc_time;
         let start = grid.start_of(t);
         if !self.timelines.contains_key(s.login_id) {
-            let line = Timeline { login_id: s.login_id.to_string(), ..Timeline::default() };
-            self.timelines.insert(s.login_id.to_string(), line);
+            self.timelines.insert(s.login_id.to_string(), Line::default());
         }
         let next = if self.hot_from.is_some_and(|h| start < h) {
             if grid.too_late(start, self.high) {
@@ -201,7 +194,7 @@ impl AgentBook {
                 None => return Admit::Duplicate,
             }
         } else {
-            let line = &mut self.timelines.get_mut(s.login_id).expect("timeline").line;
+            let line = self.timelines.get_mut(s.login_id).expect("timeline");
             if line.contains(t) {
                 return Admit::Duplicate;
             }
@@ -263,7 +256,7 @@ impl AgentBook {
         }
         if next.is_none() {
             // The agent's latest state before the hot intervals: it replaces the older one kept.
-            let line = &mut self.timelines.get_mut(s.login_id).expect("timeline").line;
+            let line = self.timelines.get_mut(s.login_id).expect("timeline");
             let mut states = line.unpack();
             let before = states.partition_point(|(x, _)| *x < hot_from);
             match before.checked_sub(1).map(|i| states[i].0) {
@@ -301,8 +294,8 @@ impl AgentBook {
         let mut starts: BTreeSet<Millis> = (floor..target).step_by(grid.length as usize).collect();
         if from < floor {
             for line in self.timelines.values() {
-                if line.line.first().is_some_and(|f| f < floor) {
-                    let states = line.line.unpack();
+                if line.first().is_some_and(|f| f < floor) {
+                    let states = line.unpack();
                     let (lo, hi) =
                         (states.partition_point(|(t, _)| *t < from), states.partition_point(|(t, _)| *t < floor));
                     starts.extend(states[lo..hi].iter().map(|(t, _)| grid.start_of(*t)));
@@ -310,23 +303,23 @@ impl AgentBook {
             }
         }
         let mut blobs: Vec<(Millis, Vec<u8>, bool)> = starts.into_iter().map(|s| (s, Vec::new(), false)).collect();
-        for line in self.timelines.values_mut() {
-            if line.line.first().is_none_or(|f| f >= target) {
+        for (login, line) in self.timelines.iter_mut() {
+            if line.first().is_none_or(|f| f >= target) {
                 continue;
             }
-            let states = line.line.unpack();
+            let states = line.unpack();
             for (i, bytes, busy) in blobs.iter_mut() {
                 let lo = states.partition_point(|(t, _)| *t < *i);
                 let hi = states.partition_point(|(t, _)| *t < *i + grid.length);
                 let in_force = lo.checked_sub(1).map(|k| &states[k]).filter(|(_, k)| !self.texts.logged_out(k));
                 if in_force.is_some() || lo < hi {
-                    ColdInterval::put_agent(bytes, &line.login_id, in_force, &states[lo..hi]);
+                    ColdInterval::put_agent(bytes, login, in_force, &states[lo..hi]);
                     *busy |= lo < hi;
                 }
             }
             let keep = states.partition_point(|(t, _)| *t < target);
             if keep > 1 {
-                line.line = Line::pack(&states[keep - 1..]);
+                *line = Line::pack(&states[keep - 1..]);
             }
         }
         for (i, bytes, busy) in blobs {
@@ -347,7 +340,7 @@ impl AgentBook {
         let due = self.closing.due(first, open_from, grid.length, grid.lateness_floor(self.high), |from, to| {
             let mut busy: BTreeSet<Millis> = cold.range(from..to).filter(|(_, busy)| **busy).map(|(s, _)| *s).collect();
             for line in timelines.values() {
-                let states = line.line.unpack();
+                let states = line.unpack();
                 let (lo, hi) = (states.partition_point(|(t, _)| *t < from), states.partition_point(|(t, _)| *t < to));
                 busy.extend(states[lo..hi].iter().map(|(t, _)| grid.start_of(*t)));
             }
@@ -436,11 +429,10 @@ impl AgentBook {
                 add(self.agent_figures(&login, &states, start, end));
             }
         } else {
-            let mut keys: Vec<&String> = self.timelines.keys().collect();
-            keys.sort();
-            for key in keys {
-                let line = &self.timelines[key];
-                add(self.agent_figures(&line.login_id, &line.line.unpack(), start, end));
+            let mut lines: Vec<(&String, &Line)> = self.timelines.iter().collect();
+            lines.sort_by_key(|(login, _)| *login);
+            for (login, line) in lines {
+                add(self.agent_figures(login, &line.unpack(), start, end));
             }
         }
         // Rows and lists returned before (by this book or, through the store, by an earlier
@@ -494,9 +486,9 @@ impl AgentBook {
         }
         self.timelines
             .values()
-            .filter(|line| line.line.first().is_some_and(|f| f < horizon))
+            .filter(|line| line.first().is_some_and(|f| f < horizon))
             .filter_map(|line| {
-                let states = line.line.unpack();
+                let states = line.unpack();
                 let before = states.partition_point(|(t, _)| *t < horizon);
                 before.checked_sub(1).map(|i| states[i].1)
             })
@@ -508,7 +500,7 @@ impl AgentBook {
     /// How many states are in memory (the hot intervals and each agent's latest state before
     /// them).
     pub fn states_in_memory(&self) -> usize {
-        self.timelines.values().map(|l| l.line.len()).sum()
+        self.timelines.values().map(Line::len).sum()
     }
 
     /// Forgets cold intervals and sent keys that can no longer change a delivered interval.

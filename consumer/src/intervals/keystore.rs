@@ -39,22 +39,32 @@ fn start_bytes(start: Millis) -> [u8; 8] {
     ((start as u64) ^ (1 << 63)).to_be_bytes()
 }
 
+/// The key of interval `start` under `prefix`.
+fn interval_key(prefix: &[u8], start: Millis) -> Vec<u8> {
+    let mut k = prefix.to_vec();
+    k.extend_from_slice(&start_bytes(start));
+    k
+}
+
+/// Removes every key under `prefix` (a new book's rebuilt data starts empty).
+fn clear(store: &Checkpoints, prefix: &[u8], what: &str) {
+    let mut end = prefix.to_vec();
+    end.push(0xff);
+    if let Err(e) = store.remove_range(prefix, &end) {
+        tracing::error!(error = %e, "could not clear {what}");
+    }
+}
+
 impl SledKeys {
     /// The store of the book `tag` (topic and partition), emptied.
     pub fn new(store: Checkpoints, tag: &str) -> SledKeys {
         let prefix = format!("{PREFIX}{tag}/").into_bytes();
-        let mut end = prefix.clone();
-        end.push(0xff);
-        if let Err(e) = store.remove_range(&prefix, &end) {
-            tracing::error!(error = %e, "could not clear spilled dedup keys");
-        }
+        clear(&store, &prefix, "spilled dedup keys");
         SledKeys { store, prefix, seq: 0, cache: None }
     }
 
     fn interval_key(&self, start: Millis) -> Vec<u8> {
-        let mut k = self.prefix.clone();
-        k.extend_from_slice(&start_bytes(start));
-        k
+        interval_key(&self.prefix, start)
     }
 }
 
@@ -116,18 +126,12 @@ impl SledCold {
     /// The store of the book `tag` (stream and partition), emptied.
     pub fn new(store: Checkpoints, tag: &str) -> SledCold {
         let prefix = format!("{COLD_PREFIX}{tag}/").into_bytes();
-        let mut end = prefix.clone();
-        end.push(0xff);
-        if let Err(e) = store.remove_range(&prefix, &end) {
-            tracing::error!(error = %e, "could not clear cold agent states");
-        }
+        clear(&store, &prefix, "cold agent states");
         SledCold { store, prefix }
     }
 
     fn interval_key(&self, start: Millis) -> Vec<u8> {
-        let mut k = self.prefix.clone();
-        k.extend_from_slice(&start_bytes(start));
-        k
+        interval_key(&self.prefix, start)
     }
 }
 
@@ -170,9 +174,7 @@ impl SledSent {
     }
 
     fn interval_key(&self, start: Millis) -> Vec<u8> {
-        let mut k = self.prefix.clone();
-        k.extend_from_slice(&start_bytes(start));
-        k
+        interval_key(&self.prefix, start)
     }
 }
 
