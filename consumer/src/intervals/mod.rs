@@ -211,8 +211,9 @@ impl Intervals {
             // full (default 1 s): a fast reader then stalls for most of a second at a time.
             .set("fetch.queue.backoff.ms", "5");
         crate::kafka::bound_prefetch(&mut cc, &cfg.kafka_properties().unwrap_or_default());
-        let consumer: StreamConsumer<Ctx> =
-            cc.create_with_context(Ctx::new(generation.clone(), "intervals", link.clone()).rebuilding())?;
+        let consumer: StreamConsumer<Ctx> = cc.create_with_context(
+            Ctx::new(generation.clone(), "intervals", link.clone()).rebuilding().stopping_on(shutdown.clone()),
+        )?;
         let consumer = Arc::new(consumer);
         let fetched = Fetched::new(consumer.clone());
         let t = &cfg.topics;
@@ -860,7 +861,9 @@ impl Intervals {
     /// one write: a new owner starts reading from the rebuild offset (see
     /// [`crate::kafka::group::rebuild_from`]).
     fn commit(&mut self, generation: u64) {
-        if self.generation.load(Ordering::SeqCst) != generation {
+        // An assignment whose rebuild offsets were not read (given up for shutdown) holds
+        // incomplete books: committing their rebuild offsets would lose the real ones.
+        if self.generation.load(Ordering::SeqCst) != generation || self.consumer.context().assignment_unread() {
             return;
         }
         let mut tpl = TopicPartitionList::new();

@@ -42,6 +42,11 @@ pub struct Ctx {
     /// when their partition is revoked, so the next owner starts after them instead of sending
     /// that work again.
     checkpointed: Mutex<std::collections::HashMap<(String, i32), i64>>,
+    /// The process's shutdown: the rebuild offsets are not asked for again once it is requested.
+    stopping: Option<CancellationToken>,
+    /// Set when an assignment's rebuild offsets were given up for shutdown: nothing of it may be
+    /// committed (see [`Ctx::assignment_unread`]).
+    unread: AtomicBool,
 }
 
 /// A partition's own record queue, detached from the consumer queue.
@@ -65,6 +70,8 @@ impl Ctx {
             queues: Mutex::new(Vec::new()),
             wake: Notify::new(),
             checkpointed: Mutex::new(std::collections::HashMap::new()),
+            stopping: None,
+            unread: AtomicBool::new(false),
         }
     }
 }
@@ -75,6 +82,18 @@ impl Ctx {
     pub fn rebuilding(mut self) -> Ctx {
         self.rebuilds = true;
         self
+    }
+
+    /// Gives up asking for rebuild offsets once `shutdown` is requested.
+    pub fn stopping_on(mut self, shutdown: CancellationToken) -> Ctx {
+        self.stopping = Some(shutdown);
+        self
+    }
+
+    /// True when an assignment came while shutting down and its rebuild offsets could not be
+    /// read: its books would be incomplete, so the member must not commit.
+    pub fn assignment_unread(&self) -> bool {
+        self.unread.load(Ordering::SeqCst)
     }
 
     /// Notes a partition's next offset once its checkpoint is on disk (see `checkpointed`).
@@ -124,8 +143,8 @@ impl ConsumerContext for Ctx {
     /// `start_positions`).
     fn rebalance(&self, base: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
         let assign = err == RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
-        if assign {
-            start_positions(base, tpl, self.pipeline, self.rebuilds);
+        if assign && !start_positions(base, tpl, self.pipeline, self.rebuilds, self.stopping.as_ref()) {
+            self.unread.store(true, Ordering::SeqCst);
         }
         let rebalance = match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => Rebalance::Assign(tpl),
@@ -253,8 +272,14 @@ pub fn rebuild_from(metadata: &str, committed: i64) -> Option<i64> {
 /// them itself). The interval group cannot: started at the read position instead of the rebuild
 /// offset, its books would miss records, so it asks again, and after `REBUILD_READ_ATTEMPTS`
 /// failures the process stops with an error (a restart rebuilds correctly) rather than count
-/// from an incomplete book.
-fn start_positions(base: &BaseConsumer<Ctx>, tpl: &mut TopicPartitionList, pipeline: &str, rebuilds: bool) {
+/// from an incomplete book; while the process shuts down it stops asking and returns false.
+fn start_positions(
+    base: &BaseConsumer<Ctx>,
+    tpl: &mut TopicPartitionList,
+    pipeline: &str,
+    rebuilds: bool,
+    stopping: Option<&CancellationToken>,
+) -> bool {
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -267,11 +292,15 @@ fn start_positions(base: &BaseConsumer<Ctx>, tpl: &mut TopicPartitionList, pipel
                     };
                     let _ = tpl.set_partition_offset(e.topic(), e.partition(), start);
                 }
-                return;
+                return true;
             }
             Err(e) if !rebuilds => {
                 tracing::warn!(pipeline, error = %e, "committed offsets not read; librdkafka reads them");
-                return;
+                return true;
+            }
+            Err(e) if stopping.is_some_and(CancellationToken::is_cancelled) => {
+                tracing::info!(pipeline, error = %e, "shutting down: rebuild offsets not read; nothing of this assignment is committed");
+                return false;
             }
             Err(e) if attempt < REBUILD_READ_ATTEMPTS => {
                 tracing::warn!(pipeline, error = %e, attempt, "committed offsets and rebuild offsets not read; asking again");
