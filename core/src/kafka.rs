@@ -86,17 +86,27 @@ pub fn producer(cfg: &Config) -> Result<FutureProducer, KafkaError> {
     Ok(producer_config(cfg)?.create()?)
 }
 
+/// The producer's settings, each overridden by the same key in `kafka.properties`.
+pub const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
+    ("enable.idempotence", "true"),
+    ("acks", "all"),
+    ("linger.ms", "1"),
+    ("compression.type", "lz4"),
+    ("batch.num.messages", "10000"),
+    ("queue.buffering.max.messages", "1000000"),
+    // Give up on a record after 5 minutes; ingest answers 503 long before.
+    ("message.timeout.ms", "300000"),
+];
+
 /// The configuration of [`producer`], for a producer with its own context.
 pub fn producer_config(cfg: &Config) -> Result<ClientConfig, KafkaError> {
     let mut cc = client_config(cfg)?;
-    cc.set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("linger.ms", "5")
-        .set("compression.type", "lz4")
-        .set("batch.num.messages", "10000")
-        .set("queue.buffering.max.messages", "1000000")
-        // Give up on a record after 5 minutes; ingest answers 503 long before.
-        .set("message.timeout.ms", "300000");
+    let given = cfg.kafka_properties()?;
+    for (key, value) in PRODUCER_DEFAULTS {
+        if !given.contains_key(*key) {
+            cc.set(*key, *value);
+        }
+    }
     Ok(cc)
 }
 
