@@ -380,19 +380,31 @@ fn describe(what: &str, v: &[f64], unit: &str, tolerance: f64) -> String {
 }
 
 /// One `consume` run over `n` pre-filled states with its own group and store: seconds from process
-/// start to the first delivery and to the last, and its RSS at the end.
-fn consume_run(setup: &Setup, base: &str, run: usize, n: usize) -> (f64, f64, f64) {
+/// start to the first delivery and to the last, its RSS at the end and its peak RSS.
+fn consume_run(setup: &Setup, base: &str, run: usize, n: usize, wrap: Option<&str>) -> (f64, f64, f64, f64) {
     let group_line = format!("group_id = \"{}\"", setup.prefix);
     assert!(base.contains(&group_line) && base.contains("/state\""));
     let text = base
         .replace(&group_line, &format!("group_id = \"{}-run-{run}\"", setup.prefix))
         .replace("/state\"", &format!("/state-run-{run}\""));
+    // `BENCH_CONSUME_PROPERTIES='"queued.min.messages" = "5000"'`, say: librdkafka properties.
+    let text = match std::env::var("BENCH_CONSUME_PROPERTIES") {
+        Ok(p) => text.replacen("[kafka]\n", &format!("[kafka]\nproperties = {{ {p} }}\n"), 1),
+        Err(_) => text,
+    };
     let cfg = setup.scratch.file(&format!("config-run-{run}.toml"), &text);
     let t = Instant::now();
-    let mut consumer = Proc::start("consume", &["consume", "--config", cfg.to_str().unwrap()], &setup.scratch.0);
+    let args = ["consume", "--config", cfg.to_str().unwrap()];
+    let mut consumer = match wrap {
+        Some(wrap) => Proc::wrapped("consume", wrap, &args, &setup.scratch.0),
+        None => Proc::start("consume", &args, &setup.scratch.0),
+    };
     let c = http();
     let mut first: Option<f64> = None;
     poll("the consumer to deliver everything", Duration::from_secs(1800), || {
+        if let Ok(Some(status)) = consumer.child.try_wait() {
+            panic!("consume exited ({status}) before delivering everything:\n{}", consumer.log());
+        }
         let s: Value = c.get(setup.admin("/status")).send().ok()?.json().ok()?;
         let delivered = s["agent_states_delivered"].as_u64()?;
         if delivered > 0 && first.is_none() {
@@ -401,9 +413,9 @@ fn consume_run(setup: &Setup, base: &str, run: usize, n: usize) -> (f64, f64, f6
         (delivered as usize >= n).then_some(())
     });
     let secs = t.elapsed().as_secs_f64();
-    let rss = rss_mb(consumer.child.id());
+    let (rss, peak) = (rss_mb(consumer.child.id()), peak_rss_mb(consumer.child.id()));
     consumer.terminate();
-    (first.unwrap_or(secs), secs, rss)
+    (first.unwrap_or(secs), secs, rss, peak)
 }
 
 /// `consume` on `n` pre-filled states, `BENCH_RUNS` times (at least 5), each run followed by a
@@ -415,10 +427,16 @@ fn bench_consume() {
     let (setup, topic, wfm, base) = prefilled("bench-consume", 6, n);
     // One kcat run first, so that neither side meets a cold broker JIT.
     kcat_consume(&setup.brokers, &topic, n, 1);
-    let (mut ours, mut steady, mut first, mut kcat, mut ratio, mut rss) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut ours, mut steady, mut first, mut kcat, mut ratio, mut rss, mut peak) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    // `BENCH_WRAP="valgrind --tool=massif"`, say: one more run first, under that profiler, and
+    // left out of the figures.
+    if let Ok(wrap) = std::env::var("BENCH_WRAP") {
+        let (_, secs, _, p) = consume_run(&setup, &base, runs, n, Some(&wrap));
+        eprintln!("  run under {wrap}: {:.0}/s, peak RSS {p:.0} MB", n as f64 / secs);
+    }
     for run in 0..runs {
-        let (f, secs, r) = consume_run(&setup, &base, run, n);
+        let (f, secs, r, p) = consume_run(&setup, &base, run, n, None);
         let k = kcat_consume(&setup.brokers, &topic, n, 1);
         ours.push(n as f64 / secs);
         steady.push(n as f64 / (secs - f).max(1e-3));
@@ -426,7 +444,11 @@ fn bench_consume() {
         kcat.push(k);
         ratio.push(n as f64 / secs / k);
         rss.push(r);
-        eprintln!("  run {run}: {:.0}/s from start, first delivery {f:.2} s, kcat -C {k:.0}/s", n as f64 / secs);
+        peak.push(p);
+        eprintln!(
+            "  run {run}: {:.0}/s from start, first delivery {f:.2} s, kcat -C {k:.0}/s, RSS {r:.0} MB (peak {p:.0})",
+            n as f64 / secs
+        );
     }
     drop(wfm);
     println!("consume: {n} agent states, decode+dedup+WFM POST+checkpoint and the interval pipeline, {runs} runs each beside a kcat -C run:");
@@ -436,6 +458,7 @@ fn bench_consume() {
     println!("  {}", describe("ratio (each run to its kcat):", &ratio, "", 0.25));
     println!("  {}", describe("time to first delivery, warm broker:", &first, " s", 1.0));
     println!("  {}", describe("RSS at the end:", &rss, " MB", 0.25));
+    println!("  {}", describe("peak RSS:", &peak, " MB", 0.25));
     // A just-started broker of its own, a small topic: time to the first delivery.
     let mut cold = Vec::new();
     let broker = OwnBroker::start();
@@ -452,7 +475,7 @@ fn bench_consume() {
         let _wfm = Proc::start("wfm-sim", &["wfm-sim", "--listen", &listen], &setup.scratch.0);
         wait_ok(&setup.wfm("/sim/state"), Duration::from_secs(30));
         let base = std::fs::read_to_string(setup.config("")).unwrap();
-        let (f, _, _) = consume_run(&setup, &base, run, 10_000);
+        let (f, _, _, _) = consume_run(&setup, &base, run, 10_000, None);
         cold.push(f);
     }
     println!("  {}", describe("time to first delivery, just-started broker (10,000 states):", &cold, " s", 1.0));
@@ -929,6 +952,17 @@ fn main() {
     if which.iter().any(|w| w == "soak") {
         bench_soak();
     }
+}
+
+/// The peak resident size of a process so far (`VmHWM`), in MB.
+fn peak_rss_mb(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .unwrap_or(0.0)
+        / 1024.0
 }
 
 fn rss_mb(pid: u32) -> f64 {

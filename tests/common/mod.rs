@@ -249,6 +249,23 @@ impl Proc {
         Proc { child, name: name.to_string(), log }
     }
 
+    /// [`Proc::start`] under a wrapper command (`wrap`, split at spaces), such as a profiler.
+    pub fn wrapped(name: &str, wrap: &str, args: &[&str], log_dir: &Path) -> Proc {
+        let log = log_dir.join(format!("{}.log", unique(name)));
+        let file = std::fs::File::create(&log).unwrap();
+        let mut words = wrap.split_whitespace();
+        let child = Command::new(words.next().expect("a wrapper command"))
+            .args(words)
+            .arg(BIN)
+            .args(args)
+            .env("ACD_BRIDGE_LOG", "info,librdkafka=warn,rdkafka=warn")
+            .stdout(Stdio::from(file.try_clone().unwrap()))
+            .stderr(Stdio::from(file))
+            .spawn()
+            .unwrap();
+        Proc { child, name: name.to_string(), log }
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
