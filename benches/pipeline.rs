@@ -289,12 +289,22 @@ fn bench_ingest() {
     ingest_runs("agent states", &setup, &setup.ingest("/v1/agent-states"), bodies, (&input.0, &input.1), 500);
 }
 
+/// `BENCH_CONSUME_PROPERTIES='"queued.min.messages" = "5000"'`, say: librdkafka properties for
+/// the `consume` runs, to compare settings.
+fn with_properties(config: String) -> String {
+    match std::env::var("BENCH_CONSUME_PROPERTIES") {
+        Ok(p) => config.replacen("[kafka]\n", &format!("[kafka]\nproperties = {{ {p} }}\n"), 1),
+        Err(_) => config,
+    }
+}
+
 /// Starts wfm-sim, then `consume`; returns both and the instant `consume` was started.
 fn wfm_and_consumer(setup: &Setup) -> (Proc, Proc, Instant) {
     let listen = format!("127.0.0.1:{}", setup.wfm_port);
     let wfm = Proc::start("wfm-sim", &["wfm-sim", "--listen", &listen], &setup.scratch.0);
     wait_ok(&setup.wfm("/sim/state"), Duration::from_secs(30));
-    let cfg = setup.config("");
+    let text = with_properties(std::fs::read_to_string(setup.config("")).unwrap());
+    let cfg = setup.scratch.file("config-consume.toml", &text);
     let t = Instant::now();
     let consume = Proc::start("consume", &["consume", "--config", cfg.to_str().unwrap()], &setup.scratch.0);
     (wfm, consume, t)
@@ -387,12 +397,7 @@ fn consume_run(setup: &Setup, base: &str, run: usize, n: usize, wrap: Option<&st
     let text = base
         .replace(&group_line, &format!("group_id = \"{}-run-{run}\"", setup.prefix))
         .replace("/state\"", &format!("/state-run-{run}\""));
-    // `BENCH_CONSUME_PROPERTIES='"queued.min.messages" = "5000"'`, say: librdkafka properties.
-    let text = match std::env::var("BENCH_CONSUME_PROPERTIES") {
-        Ok(p) => text.replacen("[kafka]\n", &format!("[kafka]\nproperties = {{ {p} }}\n"), 1),
-        Err(_) => text,
-    };
-    let cfg = setup.scratch.file(&format!("config-run-{run}.toml"), &text);
+    let cfg = setup.scratch.file(&format!("config-run-{run}.toml"), &with_properties(text));
     let t = Instant::now();
     let args = ["consume", "--config", cfg.to_str().unwrap()];
     let mut consumer = match wrap {
@@ -660,6 +665,7 @@ fn bench_contacts() {
         (got as usize >= n).then_some(())
     });
     let secs = t.elapsed().as_secs_f64();
+    let peak_rss = peak_rss.max(peak_rss_mb(c.child.id()));
     let metrics = client.get(setup.admin("/metrics")).send().ok().and_then(|r| r.text().ok()).unwrap_or_default();
     let gauge = |name: &str| -> String {
         metrics.lines().find(|l| l.starts_with(name)).and_then(|l| l.split_whitespace().nth(1)).unwrap_or("?").into()

@@ -210,7 +210,11 @@ impl Intervals {
             // librdkafka 2.x postpones the next fetch by this much once its prefetch queue is
             // full (default 1 s): a fast reader then stalls for most of a second at a time.
             .set("fetch.queue.backoff.ms", "5");
-        crate::kafka::bound_prefetch(&mut cc, &cfg.kafka_properties().unwrap_or_default());
+        crate::kafka::bound_prefetch(
+            &mut cc,
+            &cfg.kafka_properties().unwrap_or_default(),
+            crate::kafka::INTERVALS_AHEAD,
+        );
         let consumer: StreamConsumer<Ctx> = cc.create_with_context(
             Ctx::new(generation.clone(), "intervals", link.clone()).rebuilding().stopping_on(shutdown.clone()),
         )?;

@@ -11,17 +11,30 @@ pub mod group;
 /// of the consumer's memory. These keep a round or two ahead of the reader, which is enough to
 /// keep it busy (a run of 1,000,000 states was faster with them); an operator can override any
 /// of them in `kafka.properties`.
-pub fn bound_prefetch(cc: &mut rdkafka::ClientConfig, properties: &std::collections::BTreeMap<String, String>) {
-    for (key, value) in PREFETCH {
-        if !properties.contains_key(*key) {
-            cc.set(*key, *value);
+pub fn bound_prefetch(
+    cc: &mut rdkafka::ClientConfig,
+    properties: &std::collections::BTreeMap<String, String>,
+    records_ahead: usize,
+) {
+    let ahead = records_ahead.to_string();
+    for (key, value) in PREFETCH.iter().copied().chain([("queued.min.messages", ahead.as_str())]) {
+        if !properties.contains_key(key) {
+            cc.set(key, value);
         }
     }
 }
 
-/// The prefetch bounds and their values (see [`bound_prefetch`]).
+/// Records fetched ahead per partition (`queued.min.messages`) for the forwarding group, whose
+/// rounds take up to 32,000 records from all partitions at once.
+pub const FORWARDING_AHEAD: usize = 2000;
+
+/// The same for the interval group, which reads 5,000 records a round and then works on them
+/// (aggregates, checkpoints): with less ahead it waited on fetches (1,000,000 contacts: 158,000/s
+/// at 2,000 ahead, 465,000/s at 20,000).
+pub const INTERVALS_AHEAD: usize = 10_000;
+
+/// The prefetch bounds both groups share (see [`bound_prefetch`]).
 pub const PREFETCH: &[(&str, &str)] = &[
-    ("queued.min.messages", "2000"),
     ("queued.max.messages.kbytes", "8192"),
     // librdkafka refuses less than `message.max.bytes` (1,000,000).
     ("fetch.max.bytes", "1048576"),
