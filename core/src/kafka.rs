@@ -288,3 +288,23 @@ impl Registry {
         codec.learn_schema_id(id, text).map_err(|e| KafkaError::Registry(e.to_string()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn producer_settings_have_defaults_that_kafka_properties_override() {
+        let plain = Config::from_toml_str("", Vec::new()).unwrap();
+        let cc = producer_config(&plain).unwrap();
+        assert_eq!(cc.get("linger.ms"), Some("1"));
+        assert_eq!(cc.get("acks"), Some("all"));
+
+        let text = "[kafka]\nproperties = { \"linger.ms\" = \"20\", \"compression.type\" = \"zstd\" }\n";
+        let tuned = Config::from_toml_str(text, Vec::new()).unwrap();
+        let cc = producer_config(&tuned).unwrap();
+        assert_eq!(cc.get("linger.ms"), Some("20"));
+        assert_eq!(cc.get("compression.type"), Some("zstd"));
+        assert_eq!(cc.get("enable.idempotence"), Some("true"), "the others keep their defaults");
+    }
+}

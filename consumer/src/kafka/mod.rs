@@ -40,3 +40,24 @@ pub const PREFETCH: &[(&str, &str)] = &[
     ("fetch.max.bytes", "1048576"),
     ("max.partition.fetch.bytes", "131072"),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefetch_bounds_per_group_and_an_operator_property_wins() {
+        let mut cc = rdkafka::ClientConfig::new();
+        bound_prefetch(&mut cc, &Default::default(), INTERVALS_AHEAD);
+        assert_eq!(cc.get("queued.min.messages"), Some("10000"));
+        assert_eq!(cc.get("max.partition.fetch.bytes"), Some("131072"));
+
+        let mut cc = rdkafka::ClientConfig::new();
+        let given: std::collections::BTreeMap<String, String> =
+            [("queued.min.messages".to_string(), "500".to_string())].into();
+        cc.set("queued.min.messages", "500");
+        bound_prefetch(&mut cc, &given, FORWARDING_AHEAD);
+        assert_eq!(cc.get("queued.min.messages"), Some("500"));
+        assert_eq!(cc.get("fetch.max.bytes"), Some("1048576"));
+    }
+}
