@@ -464,7 +464,7 @@ impl Pipeline {
                 }
             };
             let store = &self.store;
-            if self.seen.admit(item.agent(), item.time, &mut |k| store.get(k).ok().flatten()) {
+            if self.seen.admit(partition, item.agent(), item.time, &mut |k| store.get(k).ok().flatten()) {
                 fresh.push(item);
             } else {
                 self.duplicates.fetch_add(1, Ordering::Relaxed);

@@ -2,8 +2,9 @@
 //! of docs/intervals.md. Pure: no I/O, no clock; the caller hands in a reader of its store.
 //!
 //! Memory holds each agent's admitted times of the last few minutes of event time (the *hot*
-//! times, from [`HOT`] before the highest time admitted, cut at a whole minute), sorted, where
-//! nearly every duplicate lands: a state re-read after a restart or a rebalance, a client's retry.
+//! times, from [`HOT`] before the highest time of the partition furthest behind, cut at a whole
+//! minute, within [`HOT_BUDGET`]), sorted, where nearly every duplicate lands: a state re-read
+//! after a restart or a rebalance, a client's retry.
 //! Older times are *cold*: they are written to the checkpoint store, one value per minute of
 //! event time (`seen-cold/<minute>`, grouped by agent and delta-encoded like the journal), when
 //! they leave the hot range, and a state older than the hot range is looked up there. (One value
@@ -40,6 +41,10 @@ pub const UNTIL_KEY: &[u8] = b"seen-cold-until";
 pub const HOT: Millis = 120_000;
 /// Cold times are kept per agent and minute.
 const BUCKET: Millis = 60_000;
+/// Hot times kept in memory at most. The hot range follows the partition furthest behind (see
+/// [`Seen::take_writes`]); should that hold more than this (a partition that stopped while the
+/// others went on), it follows the highest time admitted instead.
+pub const HOT_BUDGET: usize = 500_000;
 /// How many rounds' cold writes are kept in memory too: the store holds them only once the
 /// committer, which runs up to three rounds behind, has written them.
 const UNCONFIRMED_ROUNDS: usize = 4;
@@ -60,6 +65,8 @@ pub struct Seen {
     next_seq: u64,
     /// The highest event time admitted.
     high: Millis,
+    /// The highest event time seen per partition: an agent's states are all on one partition.
+    partition_high: HashMap<i32, Millis>,
     /// Times before this are cold.
     cold_until: Millis,
     /// Cold minutes read or changed this round (complete, by agent), and which changed.
@@ -80,6 +87,7 @@ impl Default for Seen {
             journal: VecDeque::new(),
             next_seq: 0,
             high: Millis::MIN,
+            partition_high: HashMap::default(),
             cold_until: Millis::MIN,
             cold_round: BTreeMap::new(),
             cold_changed: BTreeSet::new(),
@@ -214,9 +222,16 @@ impl Seen {
         true
     }
 
-    /// True when `(agent, time)` is new; remembers it. A time before the hot range is looked up
-    /// with `store` (unless this round or a recent one read or wrote its value).
-    pub fn admit(&mut self, agent: &str, time: Millis, store: &mut StoreGet<'_>) -> bool {
+    /// True when `(agent, time)`, read from `partition`, is new; remembers it. A time before the
+    /// hot range is looked up with `store` (unless this round or a recent one read or wrote its
+    /// value).
+    pub fn admit(&mut self, partition: i32, agent: &str, time: Millis, store: &mut StoreGet<'_>) -> bool {
+        match self.partition_high.get_mut(&partition) {
+            Some(h) => *h = (*h).max(time),
+            None => {
+                self.partition_high.insert(partition, time);
+            }
+        }
         if time >= self.cold_until {
             if !self.insert(agent, time) {
                 return false;
@@ -254,6 +269,12 @@ impl Seen {
     /// The store writes for this round: one journal entry for what it admitted to memory, the
     /// cold values it changed, and, when the hot range moved on, the times that left it (one
     /// value per agent and minute) with the journal entries they empty.
+    ///
+    /// The hot range starts [`HOT`] before the highest time of the partition furthest behind,
+    /// not before the highest time of all: partitions are read side by side, a fetch at a time,
+    /// and while catching up one can be many minutes of event time ahead of another. Measured
+    /// from the highest time of all, nearly every state of the others would be older than the
+    /// hot range, each looked up in and written back to the store.
     pub fn take_writes(&mut self) -> Vec<Write> {
         let mut out = Vec::new();
         if self.pending.values().any(|t| !t.is_empty()) {
@@ -272,7 +293,12 @@ impl Seen {
             written.insert(minute, encode(&mut times));
         }
         self.cold_round.clear();
-        let until = self.high.saturating_sub(HOT).div_euclid(BUCKET) * BUCKET;
+        let highest = self.high.saturating_sub(HOT);
+        let until = match self.partition_high.values().min() {
+            Some(slowest) if self.len() <= HOT_BUDGET => slowest.saturating_sub(HOT).min(highest),
+            _ => highest,
+        };
+        let until = until.div_euclid(BUCKET) * BUCKET;
         if until > self.cold_until {
             // Each minute's value is written as its agents come (the order of agents in a value
             // does not matter to the reader).
@@ -376,7 +402,7 @@ mod tests {
     }
 
     fn admit(s: &mut Seen, store: &Store, agent: &str, t: Millis) -> bool {
-        s.admit(agent, t, &mut |k| store.0.get(k).cloned())
+        s.admit(0, agent, t, &mut |k| store.0.get(k).cloned())
     }
 
     #[test]
@@ -459,5 +485,52 @@ mod tests {
         assert!(!store.0.keys().any(|k| k.starts_with(COLD_PREFIX)), "the old value is removed");
         assert!(s.expired().is_none(), "once");
         assert!(admit(&mut s, &store, "e/a", T0), "expired times are forgotten");
+    }
+
+    #[test]
+    fn the_hot_range_follows_the_partition_furthest_behind() {
+        let (mut s, mut store) = (Seen::new(48 * HOUR), Store::default());
+        let reads = std::cell::Cell::new(0);
+        let admit_on = |s: &mut Seen, store: &Store, p: i32, agent: &str, t: Millis| {
+            s.admit(p, agent, t, &mut |k| {
+                reads.set(reads.get() + 1);
+                store.0.get(k).cloned()
+            })
+        };
+        // Partition 1 runs 30 minutes of event time ahead of partition 0, a state a second each.
+        for sec in 0..3_600 {
+            assert!(admit_on(&mut s, &store, 1, "e/b", T0 + (1_800 + sec) * 1000));
+            assert!(admit_on(&mut s, &store, 0, "e/a", T0 + sec * 1000));
+            if sec % 10 == 9 {
+                store.apply(s.take_writes());
+            }
+        }
+        assert_eq!(reads.get(), 0, "no state of the partition behind was looked up in the store");
+        assert!(s.len() <= 2 * 1_800 + 2 * 180, "{} times in memory: the skew and the hot minutes", s.len());
+        // Duplicates are still found, hot and cold.
+        assert!(!admit_on(&mut s, &store, 0, "e/a", T0 + 3_599_000));
+        assert!(!admit_on(&mut s, &store, 0, "e/a", T0 + 60_000));
+        assert!(reads.get() > 0, "the old one from the store");
+        // Without the partition behind (a reload, as after a rebalance), the highest time rules.
+        store.apply(s.take_writes());
+        let mut again = store.reload(48 * HOUR);
+        assert!(admit_on(&mut again, &store, 1, "e/b", T0 + 5_400 * 1000));
+        store.apply(again.take_writes());
+        assert!(again.len() <= 180, "{} times in memory", again.len());
+        assert!(!admit_on(&mut again, &store, 0, "e/a", T0 + 3_000_000), "found in the store");
+    }
+
+    #[test]
+    fn a_partition_left_behind_does_not_hold_more_than_the_budget() {
+        let (mut s, store) = (Seen::new(48 * HOUR), Store::default());
+        s.admit(0, "e/a", T0, &mut |_| None);
+        for i in 0..(HOT_BUDGET as i64 + 10_000) {
+            s.admit(1, &format!("e/{}", i % 1000), T0 + i * 10, &mut |k| store.0.get(k).cloned());
+            if i % 50_000 == 0 {
+                s.take_writes();
+            }
+        }
+        s.take_writes();
+        assert!(s.len() < 2 * 1000 * 18, "{} times in memory", s.len());
     }
 }
