@@ -163,12 +163,22 @@ fn ingest_runs(
         "ingest {what}: {} records in HTTP batches of {per_body}, 8 clients, acks=all, idempotent; {runs} runs each beside kcat -P runs:",
         input.records
     );
-    println!("  {}", describe("accepted:", &ours, "/s", 0.25));
-    println!("  {}", describe("kcat -P, whole run:", &kcat, "/s", 0.25));
-    println!("  {}", describe("ratio (each run to its kcat):", &ratio, "", 0.25));
-    println!("  {}", describe("kcat -P fixed cost (a run of 1,000 records):", &fixed, " s", 1.0));
-    println!("  {}", describe("kcat -P steady (fixed cost taken off):", &steady, "/s", 0.25));
-    println!("  {}", describe("ratio to kcat's steady rate:", &steady_ratio, "", 0.25));
+    print_figures(&[
+        ("accepted:", &ours, "/s", 0.25),
+        ("kcat -P, whole run:", &kcat, "/s", 0.25),
+        ("ratio (each run to its kcat):", &ratio, "", 0.25),
+        ("kcat -P fixed cost (a run of 1,000 records):", &fixed, " s", 1.0),
+        ("kcat -P steady (fixed cost taken off):", &steady, "/s", 0.25),
+        ("ratio to kcat's steady rate:", &steady_ratio, "", 0.25),
+    ]);
+}
+
+/// One line per figure: its label, the runs' values, the unit and the spread that still allows
+/// a conclusion (see [`describe`]).
+fn print_figures(figures: &[(&str, &[f64], &str, f64)]) {
+    for (label, values, unit, tolerance) in figures {
+        println!("  {}", describe(label, values, unit, *tolerance));
+    }
 }
 
 /// Posts every body but the first (the warm-up) from 8 clients; returns the seconds taken.
@@ -457,13 +467,15 @@ fn bench_consume() {
     }
     drop(wfm);
     println!("consume: {n} agent states, decode+dedup+WFM POST+checkpoint and the interval pipeline, {runs} runs each beside a kcat -C run:");
-    println!("  {}", describe("from process start:", &ours, "/s", 0.25));
-    println!("  {}", describe("after the first delivery:", &steady, "/s", 0.25));
-    println!("  {}", describe("kcat -C:", &kcat, "/s", 0.25));
-    println!("  {}", describe("ratio (each run to its kcat):", &ratio, "", 0.25));
-    println!("  {}", describe("time to first delivery, warm broker:", &first, " s", 1.0));
-    println!("  {}", describe("RSS at the end:", &rss, " MB", 0.25));
-    println!("  {}", describe("peak RSS:", &peak, " MB", 0.25));
+    print_figures(&[
+        ("from process start:", &ours, "/s", 0.25),
+        ("after the first delivery:", &steady, "/s", 0.25),
+        ("kcat -C:", &kcat, "/s", 0.25),
+        ("ratio (each run to its kcat):", &ratio, "", 0.25),
+        ("time to first delivery, warm broker:", &first, " s", 1.0),
+        ("RSS at the end:", &rss, " MB", 0.25),
+        ("peak RSS:", &peak, " MB", 0.25),
+    ]);
     // A just-started broker of its own, a small topic: time to the first delivery.
     let mut cold = Vec::new();
     let broker = OwnBroker::start();
