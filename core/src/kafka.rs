@@ -86,6 +86,19 @@ pub fn producer(cfg: &Config) -> Result<FutureProducer, KafkaError> {
     Ok(producer_config(cfg)?.create()?)
 }
 
+/// Sets each of `defaults` that the operator's `kafka.properties` (`given`) does not set.
+pub fn set_defaults<'a>(
+    cc: &mut ClientConfig,
+    given: &std::collections::BTreeMap<String, String>,
+    defaults: impl IntoIterator<Item = (&'a str, &'a str)>,
+) {
+    for (key, value) in defaults {
+        if !given.contains_key(key) {
+            cc.set(key, value);
+        }
+    }
+}
+
 /// The producer's settings, each overridden by the same key in `kafka.properties`.
 pub const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
     ("enable.idempotence", "true"),
@@ -101,12 +114,7 @@ pub const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
 /// The configuration of [`producer`], for a producer with its own context.
 pub fn producer_config(cfg: &Config) -> Result<ClientConfig, KafkaError> {
     let mut cc = client_config(cfg)?;
-    let given = cfg.kafka_properties()?;
-    for (key, value) in PRODUCER_DEFAULTS {
-        if !given.contains_key(*key) {
-            cc.set(*key, *value);
-        }
-    }
+    set_defaults(&mut cc, &cfg.kafka_properties()?, PRODUCER_DEFAULTS.iter().copied());
     Ok(cc)
 }
 

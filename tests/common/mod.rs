@@ -234,31 +234,32 @@ pub struct Proc {
 
 impl Proc {
     pub fn start(name: &str, args: &[&str], log_dir: &Path) -> Proc {
+        Proc::launch(name, None, args, log_dir)
+    }
+
+    /// [`Proc::start`] under a wrapper command (`wrap`, split at spaces), such as a profiler.
+    pub fn wrapped(name: &str, wrap: &str, args: &[&str], log_dir: &Path) -> Proc {
+        Proc::launch(name, Some(wrap), args, log_dir)
+    }
+
+    fn launch(name: &str, wrap: Option<&str>, args: &[&str], log_dir: &Path) -> Proc {
         let log = log_dir.join(format!("{}.log", unique(name)));
         let file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(BIN)
+        let mut words = wrap.unwrap_or_default().split_whitespace();
+        let mut command = match words.next() {
+            Some(wrapper) => {
+                let mut c = Command::new(wrapper);
+                c.args(words).arg(BIN);
+                c
+            }
+            None => Command::new(BIN),
+        };
+        let child = command
             .args(args)
             .env(
                 "ACD_BRIDGE_LOG",
                 std::env::var("ACD_TEST_LOG").unwrap_or_else(|_| "info,librdkafka=warn,rdkafka=warn".into()),
             )
-            .stdout(Stdio::from(file.try_clone().unwrap()))
-            .stderr(Stdio::from(file))
-            .spawn()
-            .unwrap();
-        Proc { child, name: name.to_string(), log }
-    }
-
-    /// [`Proc::start`] under a wrapper command (`wrap`, split at spaces), such as a profiler.
-    pub fn wrapped(name: &str, wrap: &str, args: &[&str], log_dir: &Path) -> Proc {
-        let log = log_dir.join(format!("{}.log", unique(name)));
-        let file = std::fs::File::create(&log).unwrap();
-        let mut words = wrap.split_whitespace();
-        let child = Command::new(words.next().expect("a wrapper command"))
-            .args(words)
-            .arg(BIN)
-            .args(args)
-            .env("ACD_BRIDGE_LOG", "info,librdkafka=warn,rdkafka=warn")
             .stdout(Stdio::from(file.try_clone().unwrap()))
             .stderr(Stdio::from(file))
             .spawn()

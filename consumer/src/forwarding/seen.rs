@@ -226,12 +226,8 @@ impl Seen {
     /// hot range is looked up with `store` (unless this round or a recent one read or wrote its
     /// value).
     pub fn admit(&mut self, partition: i32, agent: &str, time: Millis, store: &mut StoreGet<'_>) -> bool {
-        match self.partition_high.get_mut(&partition) {
-            Some(h) => *h = (*h).max(time),
-            None => {
-                self.partition_high.insert(partition, time);
-            }
-        }
+        let high = self.partition_high.entry(partition).or_insert(time);
+        *high = (*high).max(time);
         if time >= self.cold_until {
             if !self.insert(agent, time) {
                 return false;

@@ -17,11 +17,8 @@ pub fn bound_prefetch(
     records_ahead: usize,
 ) {
     let ahead = records_ahead.to_string();
-    for (key, value) in PREFETCH.iter().copied().chain([("queued.min.messages", ahead.as_str())]) {
-        if !properties.contains_key(key) {
-            cc.set(key, value);
-        }
-    }
+    let bounds = PREFETCH.iter().copied().chain([("queued.min.messages", ahead.as_str())]);
+    acd_core::kafka::set_defaults(cc, properties, bounds);
 }
 
 /// Records fetched ahead per partition (`queued.min.messages`) for the forwarding group, whose
