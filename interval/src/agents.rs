@@ -121,6 +121,78 @@ fn split_at(states: &[Timed], at: Millis, end: Millis) -> (Option<&Timed>, &[Tim
     (lo.checked_sub(1).map(|i| &states[i]), &states[lo..hi])
 }
 
+/// One closed interval's agent rows, and the agents with an activity list, whose lists
+/// [`AgentBook::activity`] builds a page at a time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentClose {
+    pub start: Millis,
+    pub end: Millis,
+    pub performance: Vec<AgentPerformanceRow>,
+    /// The loginIds of the agents with a list, in the order their lists go out.
+    pub listed: Vec<String>,
+    /// How many segments those lists hold.
+    pub segments: usize,
+    /// Lists returned before that this computation no longer produces: to go out empty.
+    pub emptied: Vec<AgentActivityEntry>,
+}
+
+/// One agent's agentSystemPerformanceReport row for [start, end), from its states (sorted; the
+/// one in force at `start` and those inside are used), when its login time rounds above 0.
+fn performance_row(
+    texts: &Texts,
+    agents: &AgentMap,
+    login_id: &str,
+    states: &[Timed],
+    start: Millis,
+    end: Millis,
+) -> Option<AgentPerformanceRow> {
+    // Time per category inside [start, end): the state in force at `start`, then those that
+    // begin inside.
+    let (mut login, mut ready, mut not_ready) = (0i64, 0i64, 0i64);
+    let (in_force, inside) = split_at(states, start, end);
+    let mut iter = in_force.into_iter().chain(inside).peekable();
+    while let Some((t, kept)) = iter.next() {
+        let from = (*t).max(start);
+        let to = iter.peek().map_or(end, |(n, _)| *n).min(end);
+        let ms = to - from;
+        match texts.categories[kept.code as usize] {
+            Category::LoggedOut => {}
+            Category::Ready => {
+                login += ms;
+                ready += ms;
+            }
+            Category::NotReady => {
+                login += ms;
+                not_ready += ms;
+            }
+            Category::Busy => login += ms,
+        }
+    }
+    (round_seconds(login) > 0).then(|| {
+        let agent = agents.agent(login_id);
+        AgentPerformanceRow {
+            agent_value: agent.agent_value,
+            agent_id: agent.agent_id,
+            ready_time: round_seconds(ready) as f64,
+            not_ready_time: round_seconds(not_ready) as f64,
+            login_time: round_seconds(login) as f64,
+        }
+    })
+}
+
+/// One agent's activity segments that end inside [start, end), each a state and the time of
+/// the next; LOGGED_OUT ones are not reported.
+fn segments_of<'a>(
+    texts: &'a Texts,
+    states: &'a [Timed],
+    start: Millis,
+    end: Millis,
+) -> impl Iterator<Item = (&'a Timed, Millis)> + 'a {
+    let (lo, hi) = (states.partition_point(|(t, _)| *t < start), states.partition_point(|(t, _)| *t < end));
+    let from = lo.max(1);
+    (from..hi.max(from)).map(|i| (&states[i - 1], states[i].0)).filter(|(s, _)| !texts.logged_out(&s.1))
+}
+
 impl AgentBook {
     /// An empty book.
     pub fn new(grid: Grid, categories: Categories, agents: AgentMap) -> AgentBook {
@@ -334,6 +406,21 @@ impl AgentBook {
     /// The intervals that closed since the last call (in order), then those re-opened by late
     /// states, each whole.
     pub fn close(&mut self, idle_for: Millis, now: Millis) -> Vec<AgentReport> {
+        let closed = self.close_paged(idle_for, now);
+        closed
+            .into_iter()
+            .map(|c| {
+                let (mut activity, _) = self.activity(c.start, &c.listed, usize::MAX);
+                activity.extend(c.emptied);
+                AgentReport { start: c.start, end: c.end, performance: c.performance, activity }
+            })
+            .collect()
+    }
+
+    /// [`AgentBook::close`] without the activity lists: each closed interval's rows and the
+    /// agents with a list, whose lists [`AgentBook::activity`] then builds a page at a time. A
+    /// whole interval's segments (millions at a large center) are never in memory at once.
+    pub fn close_paged(&mut self, idle_for: Millis, now: Millis) -> Vec<AgentClose> {
         let open_from = self.grid.open_from(self.high, idle_for, now);
         let Some(first) = self.first_interval else { return Vec::new() };
         let (grid, timelines, cold) = (self.grid, &self.timelines, &self.cold.index);
@@ -346,93 +433,94 @@ impl AgentBook {
             }
             busy
         });
-        let out = due.into_iter().filter_map(|s| self.report(s)).collect();
+        let out = due.into_iter().filter_map(|s| self.rows(s)).collect();
         self.cold.write_back();
         self.prune();
         out
     }
 
-    /// Performance row and activity list of one agent in [start, end), from its states (sorted;
-    /// the one in force at `start` and those inside are used).
-    fn agent_figures(
-        &self,
-        login_id: &str,
-        states: &[Timed],
+    /// The activity lists of an interval that [`AgentBook::close_paged`] returned, for the
+    /// agents of `listed` (loginIds) taken in order until the lists hold `max_segments`
+    /// segments or more (at least one agent): the lists and how many agents were taken.
+    pub fn activity(
+        &mut self,
         start: Millis,
-        end: Millis,
-    ) -> (Option<AgentPerformanceRow>, Option<AgentActivityEntry>) {
-        let agent = self.agents.agent(login_id);
-        // Time per category inside [start, end): the state in force at `start`, then those
-        // that begin inside.
-        let (mut login, mut ready, mut not_ready) = (0i64, 0i64, 0i64);
-        let (in_force, inside) = split_at(states, start, end);
-        let mut iter = in_force.into_iter().chain(inside).peekable();
-        while let Some((t, kept)) = iter.next() {
-            let from = (*t).max(start);
-            let to = iter.peek().map_or(end, |(n, _)| *n).min(end);
-            let ms = to - from;
-            match self.texts.categories[kept.code as usize] {
-                Category::LoggedOut => {}
-                Category::Ready => {
-                    login += ms;
-                    ready += ms;
-                }
-                Category::NotReady => {
-                    login += ms;
-                    not_ready += ms;
-                }
-                Category::Busy => login += ms,
-            }
-        }
-        let performance = (round_seconds(login) > 0).then(|| AgentPerformanceRow {
-            agent_value: agent.agent_value.clone(),
-            agent_id: agent.agent_id.clone(),
-            ready_time: round_seconds(ready) as f64,
-            not_ready_time: round_seconds(not_ready) as f64,
-            login_time: round_seconds(login) as f64,
-        });
-        // Segments that end inside [start, end), reported whole; LOGGED_OUT ones are not.
-        let mut segments = Vec::new();
-        let (lo, hi) = (states.partition_point(|(t, _)| *t < start), states.partition_point(|(t, _)| *t < end));
-        for i in lo.max(1)..hi.max(lo.max(1)) {
-            let ((t, kept), next) = (&states[i - 1], states[i].0);
-            if !self.texts.logged_out(kept) {
-                segments.push(ActivityJson {
-                    state: self.texts.texts[kept.code as usize].clone(),
+        listed: &[String],
+        max_segments: usize,
+    ) -> (Vec<AgentActivityEntry>, usize) {
+        let end = self.grid.end_of(start);
+        let (mut out, mut taken, mut segments) = (Vec::new(), 0, 0);
+        let mut add = |login: &str, states: &[Timed], texts: &Texts, agents: &AgentMap| {
+            let list: Vec<ActivityJson> = segments_of(texts, states, start, end)
+                .map(|((t, kept), next)| ActivityJson {
+                    state: texts.texts[kept.code as usize].clone(),
                     start_time: format_millis(*t),
                     duration: next - t,
-                    reason: self.texts.texts[kept.reason as usize].clone(),
+                    reason: texts.texts[kept.reason as usize].clone(),
+                })
+                .collect();
+            taken += 1;
+            segments += list.len();
+            if !list.is_empty() {
+                let agent = agents.agent(login);
+                out.push(AgentActivityEntry {
+                    agent_value: agent.agent_value,
+                    agent_id: agent.agent_id,
+                    user_name: agent.user_name,
+                    agent_activity: list,
                 });
             }
+            segments < max_segments
+        };
+        let (texts, agents) = (&self.texts, &self.agents);
+        if self.hot_from.is_some_and(|h| start < h) {
+            let blob = &self.cold.read(start).0;
+            for login in listed {
+                let states: Vec<Timed> = blob
+                    .agents
+                    .get(login)
+                    .map(|a| a.in_force.into_iter().chain(a.states.iter().copied()).collect())
+                    .unwrap_or_default();
+                if !add(login, &states, texts, agents) {
+                    break;
+                }
+            }
+        } else {
+            for login in listed {
+                let states = self.timelines.get(login).map(Line::unpack).unwrap_or_default();
+                if !add(login, &states, texts, agents) {
+                    break;
+                }
+            }
         }
-        let activity = (!segments.is_empty()).then(|| AgentActivityEntry {
-            agent_value: agent.agent_value.clone(),
-            agent_id: agent.agent_id.clone(),
-            user_name: agent.user_name.clone(),
-            agent_activity: segments,
-        });
-        (performance, activity)
+        (out, taken)
     }
 
-    fn report(&mut self, start: Millis) -> Option<AgentReport> {
+    /// One closed interval's performance rows and the agents with an activity list; records
+    /// which agents those are, so that a later computation that no longer produces one of them
+    /// overwrites it.
+    fn rows(&mut self, start: Millis) -> Option<AgentClose> {
         let end = self.grid.end_of(start);
-        let mut performance = Vec::new();
-        let mut activity = Vec::new();
-        let mut add = |(p, a): (Option<AgentPerformanceRow>, Option<AgentActivityEntry>)| {
-            performance.extend(p);
-            activity.extend(a);
+        let (mut performance, mut listed, mut segments) = (Vec::new(), Vec::new(), 0);
+        let (texts, agents) = (&self.texts, &self.agents);
+        let mut add = |login: &str, states: &[Timed]| {
+            performance.extend(performance_row(texts, agents, login, states, start, end));
+            let n = segments_of(texts, states, start, end).count();
+            if n > 0 {
+                listed.push(login.to_string());
+                segments += n;
+            }
         };
         if self.hot_from.is_some_and(|h| start < h) {
-            let blob = self.cold.read(start).0.clone();
-            for (login, agent) in blob.agents {
-                let states: Vec<Timed> = agent.in_force.into_iter().chain(agent.states).collect();
-                add(self.agent_figures(&login, &states, start, end));
+            for (login, agent) in &self.cold.read(start).0.agents {
+                let states: Vec<Timed> = agent.in_force.into_iter().chain(agent.states.iter().copied()).collect();
+                add(login, &states);
             }
         } else {
             let mut lines: Vec<(&String, &Line)> = self.timelines.iter().collect();
             lines.sort_by_key(|(login, _)| *login);
             for (login, line) in lines {
-                add(self.agent_figures(login, &line.unpack(), start, end));
+                add(login, &line.unpack());
             }
         }
         // Rows and lists returned before (by this book or, through the store, by an earlier
@@ -442,27 +530,30 @@ impl AgentBook {
         for gone in before.agents.iter().filter(|a| !produced.contains(*a)) {
             performance.push(AgentPerformanceRow { agent_value: gone.clone(), ..AgentPerformanceRow::default() });
         }
-        let listed: BTreeSet<String> = activity.iter().map(|e| e.agent_value.clone()).collect();
-        for gone in before.lists.iter().filter(|a| !listed.contains(*a)) {
-            activity.push(AgentActivityEntry {
+        let lists: BTreeSet<String> = listed.iter().map(|login| self.agents.agent(login).agent_value).collect();
+        let emptied: Vec<AgentActivityEntry> = before
+            .lists
+            .iter()
+            .filter(|a| !lists.contains(*a))
+            .map(|gone| AgentActivityEntry {
                 agent_value: gone.clone(),
                 agent_id: String::new(),
                 user_name: String::new(),
                 agent_activity: Vec::new(),
-            });
-        }
+            })
+            .collect();
         let now = Sent {
             agents: performance.iter().map(|r| r.agent_value.clone()).collect(),
-            lists: activity.iter().map(|e| e.agent_value.clone()).collect(),
+            lists: lists.into_iter().chain(emptied.iter().map(|e| e.agent_value.clone())).collect(),
             ..Sent::default()
         };
         if now != before {
             self.sent.0.put(start, &now);
         }
-        if performance.is_empty() && activity.is_empty() {
+        if performance.is_empty() && listed.is_empty() && emptied.is_empty() {
             return None;
         }
-        Some(AgentReport { start, end, performance, activity })
+        Some(AgentClose { start, end, performance, listed, segments, emptied })
     }
 
     /// The lowest tag among the states in force at `horizon` (each agent's latest state before
@@ -772,17 +863,45 @@ mod tests {
         arrivals.sort_by_key(|(at, _)| *at);
         let mut live = book();
         let mut held = Upserted::default();
+        // The same arrivals into a book whose lists are built a few segments at a time.
+        let mut paged = book();
+        let mut pages = 0;
+        let mut close_both = |live: &mut AgentBook, paged: &mut AgentBook| {
+            let whole = live.close(0, 0);
+            let mut by_pages = Vec::new();
+            for c in paged.close_paged(0, 0) {
+                let mut activity = Vec::new();
+                let mut rest = &c.listed[..];
+                while !rest.is_empty() {
+                    let (lists, taken) = paged.activity(c.start, rest, 3);
+                    // Agents are taken until the budget is reached, and not one more.
+                    let n: usize = lists.iter().map(|l| l.agent_activity.len()).sum();
+                    assert!(taken > 0 && n - lists.last().map_or(0, |l| l.agent_activity.len()) < 3);
+                    activity.extend(lists);
+                    rest = &rest[taken..];
+                    pages += 1;
+                }
+                assert_eq!(activity.iter().map(|l| l.agent_activity.len()).sum::<usize>(), c.segments);
+                activity.extend(c.emptied);
+                by_pages.push(AgentReport { start: c.start, end: c.end, performance: c.performance, activity });
+            }
+            assert_eq!(by_pages, whole, "lists built a page at a time are the lists built whole");
+            whole
+        };
         for (i, (_, s)) in arrivals.iter().enumerate() {
             assert_eq!(live.add(s), Admit::Counted);
+            paged.add(s);
             if i % 7 == 0 {
                 assert_eq!(live.add(s), Admit::Duplicate, "a duplicate of a state in any interval");
-                upsert(&mut held, &live.close(0, 0));
+                upsert(&mut held, &close_both(&mut live, &mut paged));
             }
         }
         let mut last = st("zz", "13:40:00", "LOGIN");
         last.event_utc_time = base + 6 * 3_600_000;
         live.add(&last);
-        upsert(&mut held, &live.close(0, 0));
+        paged.add(&last);
+        upsert(&mut held, &close_both(&mut live, &mut paged));
+        assert!(pages > 100, "{pages} pages");
         assert!(live.hot_from.is_some_and(|h| h > base + 4 * 3_600_000), "most intervals are cold");
         assert!(live.states_in_memory() < states.len() / 4, "{} in memory", live.states_in_memory());
         assert!(live.cold.index.len() >= 15, "{} cold intervals", live.cold.index.len());

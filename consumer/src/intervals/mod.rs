@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use acd_core::config::Config;
 use acd_interval::agent_map::AgentMap;
-use acd_interval::agents::{AgentBook, AgentReport};
+use acd_interval::agents::{AgentBook, AgentClose};
 use acd_interval::categories::Categories;
 use acd_interval::queues::{QueueBook, QueueReport, QueueSettings};
 use acd_interval::rollup::Rollup;
@@ -81,11 +81,16 @@ struct Part {
 }
 
 /// One closed book's reports: its partition, queue reports, agent reports, rolled-up rows.
-type Closed = ((Stream, i32), Vec<QueueReport>, Vec<AgentReport>, Vec<IntervalRow>);
+type Closed = ((Stream, i32), Vec<QueueReport>, Vec<AgentClose>, Vec<IntervalRow>);
 
 /// Rows and activity segments of closed reports held before they are sent (see
 /// `close_and_deliver`).
 const REPORT_BATCH: usize = 200_000;
+
+/// Activity segments built at once when an interval's lists are sent (a few MB): the lists are
+/// built a page of agents at a time, each page's bodies sent before the next is built. Debug
+/// builds (the tests') use pages of a few agents, so that every test interval spans pages.
+const ACTIVITY_PAGE: usize = if cfg!(debug_assertions) { 25 } else { 20_000 };
 
 /// How often the end offsets of idle partitions are fetched, and how long one fetched stays good.
 const END_PROBE_EVERY: Duration = Duration::from_secs(1);
@@ -660,7 +665,7 @@ impl Intervals {
                 continue;
             }
             let mut passed = 0;
-            let (queues, agents, rows): (Vec<QueueReport>, Vec<AgentReport>, Vec<IntervalRow>) = match &mut part.book {
+            let (queues, agents, rows): (Vec<QueueReport>, Vec<AgentClose>, Vec<IntervalRow>) = match &mut part.book {
                 Book::Queues(b) => {
                     let before = b.passed_over();
                     let out = b.close(idle, now);
@@ -669,7 +674,7 @@ impl Intervals {
                 }
                 Book::Agents(b) => {
                     let before = b.passed_over();
-                    let out = b.close(idle, now);
+                    let out = b.close_paged(idle, now);
                     passed = b.passed_over() - before;
                     (Vec::new(), out, Vec::new())
                 }
@@ -688,10 +693,7 @@ impl Intervals {
                 continue;
             }
             size += queues.iter().map(|r| r.queue_rows.len() + r.agent_queue_rows.len()).sum::<usize>()
-                + agents
-                    .iter()
-                    .map(|r| r.performance.len() + r.activity.iter().map(|e| e.agent_activity.len()).sum::<usize>())
-                    .sum::<usize>();
+                + agents.iter().map(|r| r.performance.len() + r.listed.len() + r.emptied.len()).sum::<usize>();
             closed.push((key, queues, agents, rows));
             if size >= REPORT_BATCH {
                 if !self.send_closed(std::mem::take(&mut closed), generation).await? {
@@ -726,11 +728,12 @@ impl Intervals {
                     return Ok(false);
                 }
             }
-            for r in agents {
-                if !self.send_intraday(&key, r.start, Vec::new(), Vec::new(), r.performance, generation).await {
+            for mut r in agents {
+                let performance = std::mem::take(&mut r.performance);
+                if !self.send_intraday(&key, r.start, Vec::new(), Vec::new(), performance, generation).await {
                     return Ok(false);
                 }
-                if !self.send_activity(&key, r.start, r.activity, generation).await {
+                if !self.send_activity_pages(&key, r, generation).await {
                     return Ok(false);
                 }
             }
@@ -805,6 +808,64 @@ impl Intervals {
         let (requests, path) = (self.requests.clone(), self.wfm.paths().agent_activity.clone());
         let tag = format!("activity/{}/{}/{start}", key.0.name(), key.1);
         requests::send_activity(&mut Poster { pipeline: self, generation }, &requests, &path, &tag, start, &lists).await
+    }
+
+    /// One closed interval's activity lists, built a page of agents at a time
+    /// ([`ACTIVITY_PAGE`] segments) by the partition's book and sent as each request fills: the
+    /// same requests as [`requests::send_activity`] would send, without the whole interval's
+    /// lists in memory. False when abandoned.
+    async fn send_activity_pages(&mut self, key: &(Stream, i32), closed: AgentClose, generation: u64) -> bool {
+        let (requests, path) = (self.requests.clone(), self.wfm.paths().agent_activity.clone());
+        let tag = format!("activity/{}/{}/{}", key.0.name(), key.1, closed.start);
+        let mut bodies = requests.activity_bodies(closed.start);
+        let (mut sent, mut rest) = (0, &closed.listed[..]);
+        let mut emptied = Some(closed.emptied);
+        loop {
+            let lists = if !rest.is_empty() {
+                let Some(Part { book: Book::Agents(book), .. }) = self.parts.get_mut(key) else {
+                    // The partition left this instance: its new owner computes the interval.
+                    return false;
+                };
+                let (lists, taken) = book.activity(closed.start, rest, ACTIVITY_PAGE);
+                rest = &rest[taken..];
+                lists
+            } else {
+                match emptied.take() {
+                    Some(lists) => lists,
+                    None => break,
+                }
+            };
+            for list in &lists {
+                let Some((body, agent)) = bodies.push(list) else { continue };
+                let mut poster = Poster { pipeline: self, generation };
+                if !requests::send_activity_body(
+                    &mut poster,
+                    &path,
+                    &format!("{tag}/{sent}"),
+                    closed.start,
+                    &body,
+                    &agent,
+                )
+                .await
+                {
+                    return false;
+                }
+                sent += 1;
+            }
+        }
+        if let Some((body, agent)) = bodies.finish() {
+            let mut poster = Poster { pipeline: self, generation };
+            return requests::send_activity_body(
+                &mut poster,
+                &path,
+                &format!("{tag}/{sent}"),
+                closed.start,
+                &body,
+                &agent,
+            )
+            .await;
+        }
+        true
     }
 
     async fn deliver_activity_record(&mut self, a: &AgentActivity) {

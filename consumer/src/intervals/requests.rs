@@ -163,6 +163,15 @@ impl Requests {
     /// and [`MAX_REQUEST_BYTES`] a request, each agent's list whole. Each body comes with its
     /// first agent, for the dead-letter key.
     pub fn activity(&self, start: Millis, lists: &[AgentActivityEntry]) -> Vec<(Vec<u8>, String)> {
+        let mut bodies = self.activity_bodies(start);
+        let mut out: Vec<_> = lists.iter().filter_map(|entry| bodies.push(entry)).collect();
+        out.extend(bodies.finish());
+        out
+    }
+
+    /// [`Requests::activity`] one list at a time: a caller that builds the lists a page at a
+    /// time holds one request body, not the whole interval's.
+    pub fn activity_bodies(&self, start: Millis) -> ActivityBodies {
         let head = serde_json::to_vec(&AgentActivityReport {
             acd_type: self.acd_type.clone(),
             report_version: self.report_version.clone(),
@@ -172,31 +181,56 @@ impl Requests {
         })
         .expect("report serialises");
         // `...,"reportData":[]}`: entries go between the brackets.
-        let (prefix, suffix) = head.split_at(head.len() - 2);
-        let mut out = Vec::new();
-        let mut body: Vec<u8> = Vec::new();
-        let (mut rows, mut first) = (0, String::new());
-        for entry in lists {
-            let item = serde_json::to_vec(entry).expect("entry serialises");
-            if rows > 0 && (rows >= self.max_rows || body.len() + item.len() + suffix.len() > MAX_REQUEST_BYTES) {
-                body.extend_from_slice(suffix);
-                out.push((std::mem::take(&mut body), std::mem::take(&mut first)));
-                rows = 0;
-            }
-            if rows == 0 {
-                body.extend_from_slice(prefix);
-                first = entry.agent_value.clone();
-            } else {
-                body.push(b',');
-            }
-            body.extend_from_slice(&item);
-            rows += 1;
+        let suffix = head[head.len() - 2..].to_vec();
+        let mut prefix = head;
+        prefix.truncate(prefix.len() - 2);
+        ActivityBodies { prefix, suffix, max_rows: self.max_rows, body: Vec::new(), rows: 0, first: String::new() }
+    }
+}
+
+/// Agent-activity request bodies of one interval, filled a list at a time (see
+/// [`Requests::activity_bodies`]).
+pub struct ActivityBodies {
+    prefix: Vec<u8>,
+    suffix: Vec<u8>,
+    max_rows: usize,
+    body: Vec<u8>,
+    rows: usize,
+    first: String,
+}
+
+impl ActivityBodies {
+    /// Adds one agent's list; returns the body it completed, if any, with its first agent.
+    pub fn push(&mut self, entry: &AgentActivityEntry) -> Option<(Vec<u8>, String)> {
+        let item = serde_json::to_vec(entry).expect("entry serialises");
+        let mut done = None;
+        let rows = self.rows;
+        if rows > 0 && (rows >= self.max_rows || self.body.len() + item.len() + self.suffix.len() > MAX_REQUEST_BYTES) {
+            done = self.finish_body();
         }
-        if rows > 0 {
-            body.extend_from_slice(suffix);
-            out.push((body, first));
+        if self.rows == 0 {
+            self.body.extend_from_slice(&self.prefix);
+            self.first = entry.agent_value.clone();
+        } else {
+            self.body.push(b',');
         }
-        out
+        self.body.extend_from_slice(&item);
+        self.rows += 1;
+        done
+    }
+
+    /// The last body, if any list is left in it.
+    pub fn finish(mut self) -> Option<(Vec<u8>, String)> {
+        self.finish_body()
+    }
+
+    fn finish_body(&mut self) -> Option<(Vec<u8>, String)> {
+        if self.rows == 0 {
+            return None;
+        }
+        self.body.extend_from_slice(&self.suffix);
+        self.rows = 0;
+        Some((std::mem::take(&mut self.body), std::mem::take(&mut self.first)))
     }
 }
 
@@ -299,17 +333,28 @@ pub async fn send_activity(
     lists: &[AgentActivityEntry],
 ) -> bool {
     for (i, (body, agent)) in requests.activity(start, lists).into_iter().enumerate() {
-        match post.post(path, start, &body, Kind::AgentActivity, &format!("{tag}/{i}")).await {
-            Sent::Done => {}
-            Sent::Abandoned => return false,
-            Sent::Refused(letter) => {
-                if !post.refused(letter, start, &agent).await {
-                    return false;
-                }
-            }
+        if !send_activity_body(post, path, &format!("{tag}/{i}"), start, &body, &agent).await {
+            return false;
         }
     }
     true
+}
+
+/// Sends one agent-activity request (`agent`: its first agent, for a dead letter). False when
+/// abandoned.
+pub async fn send_activity_body(
+    post: &mut impl Post,
+    path: &str,
+    tag: &str,
+    start: Millis,
+    body: &[u8],
+    agent: &str,
+) -> bool {
+    match post.post(path, start, body, Kind::AgentActivity, tag).await {
+        Sent::Done => true,
+        Sent::Abandoned => false,
+        Sent::Refused(letter) => post.refused(letter, start, agent).await,
+    }
 }
 
 #[cfg(test)]
