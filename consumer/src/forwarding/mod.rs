@@ -216,15 +216,8 @@ impl Pipeline {
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .set("session.timeout.ms", "10000")
-            .set("heartbeat.interval.ms", "1000")
-            .set("fetch.wait.max.ms", "50")
-            // See the interval pipeline: without it a fast reader stalls ~1 s whenever the queue fills.
-            .set("fetch.queue.backoff.ms", "5");
-        crate::kafka::bound_prefetch(
-            &mut cc,
-            &cfg.kafka_properties().unwrap_or_default(),
-            crate::kafka::FORWARDING_AHEAD,
-        );
+            .set("heartbeat.interval.ms", "1000");
+        crate::kafka::bound_prefetch(&mut cc, &cfg.kafka_properties().unwrap_or_default(), crate::kafka::FORWARDING);
         let consumer: Arc<StreamConsumer<Ctx>> =
             Arc::new(cc.create_with_context(Ctx::new(generation.clone(), "agent-states", link.clone()))?);
         let fetched = Fetched::new(consumer.clone());

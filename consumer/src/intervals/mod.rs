@@ -210,16 +210,8 @@ impl Intervals {
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .set("session.timeout.ms", "10000")
-            .set("heartbeat.interval.ms", "1000")
-            .set("fetch.wait.max.ms", "100")
-            // librdkafka 2.x postpones the next fetch by this much once its prefetch queue is
-            // full (default 1 s): a fast reader then stalls for most of a second at a time.
-            .set("fetch.queue.backoff.ms", "5");
-        crate::kafka::bound_prefetch(
-            &mut cc,
-            &cfg.kafka_properties().unwrap_or_default(),
-            crate::kafka::INTERVALS_AHEAD,
-        );
+            .set("heartbeat.interval.ms", "1000");
+        crate::kafka::bound_prefetch(&mut cc, &cfg.kafka_properties().unwrap_or_default(), crate::kafka::INTERVALS);
         let consumer: StreamConsumer<Ctx> = cc.create_with_context(
             Ctx::new(generation.clone(), "intervals", link.clone()).rebuilding().stopping_on(shutdown.clone()),
         )?;
