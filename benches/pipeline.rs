@@ -10,7 +10,7 @@
 //!   cargo bench --bench pipeline -- cms       CMS: 10,000-agent snapshots (CPU), call history
 //!                                             parsing, and a 1,000,000-segment file to Kafka vs kcat -P
 //!   cargo bench --bench pipeline -- scale     one and two `consume` instances in one group on a
-//!                                             12-partition topic of 1,000,000 states (`BENCH_SCALE_STATES`)
+//!                                             12-partition topic of 4,000,000 states (`BENCH_SCALE_STATES`)
 //!   cargo bench --bench pipeline -- soak      10 minutes of 20,000 agent states/s and 50 contacts/s
 //!                                             through produce and consume into wfm-sim: RSS and lag
 //!                                             every 10 s (`BENCH_SOAK_SECONDS`, `BENCH_SOAK_RATE`)
@@ -1235,8 +1235,8 @@ fn bench_soak() {
 /// (1, 2, 1, 2, ...) on the same pre-filled records, each run a new group: time from process
 /// start to the last delivery, CPU time and RSS per instance, CPU per state.
 fn bench_scale() {
-    let n = env_usize("BENCH_SCALE_STATES", 1_000_000);
-    let rounds = env_usize("BENCH_SCALE_ROUNDS", 2);
+    let n = env_usize("BENCH_SCALE_STATES", 4_000_000);
+    let rounds = env_usize("BENCH_RUNS", 5).max(5);
     let (setup, _topic, _wfm, base) = prefilled("bench-scale", 12, n);
     let group_line = format!("group_id = \"{}\"", setup.prefix);
     let admin_line = format!("admin_listen = \"127.0.0.1:{}\"", setup.admin_port);
@@ -1294,17 +1294,14 @@ fn bench_scale() {
         }
     }
     for k in [1, 2] {
-        let mut rates: Vec<f64> = results.iter().filter(|r| r.0 == k).map(|r| r.1).collect();
-        let mut cpu: Vec<f64> = results.iter().filter(|r| r.0 == k).map(|r| r.2).collect();
-        rates.sort_by(f64::total_cmp);
-        cpu.sort_by(f64::total_cmp);
-        println!(
-            "scale: {k} instance(s): {:.0}-{:.0} states/s (once every instance delivered), {:.1}-{:.1} us of CPU a state over {} runs",
-            rates[0],
-            rates[rates.len() - 1],
-            cpu[0],
-            cpu[cpu.len() - 1],
-            rates.len()
-        );
+        let pick = |f: fn(&(usize, f64, f64, f64)) -> f64| -> Vec<f64> {
+            results.iter().filter(|r| r.0 == k).map(f).collect()
+        };
+        println!("scale: {k} instance(s), {rounds} runs (interleaved with the other count):");
+        print_figures(&[
+            ("states/s once every instance delivered:", &pick(|r| r.1), "/s", 0.25),
+            ("CPU a state (us):", &pick(|r| r.2), "", 0.25),
+            ("RSS an instance at the end:", &pick(|r| r.3), " MB", 0.25),
+        ]);
     }
 }
