@@ -214,10 +214,8 @@ impl Pipeline {
         cc.set("group.id", &cfg.consumer.group_id)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
-            .set("auto.offset.reset", "earliest")
-            .set("session.timeout.ms", "10000")
-            .set("heartbeat.interval.ms", "1000");
-        crate::kafka::bound_prefetch(&mut cc, &cfg.kafka_properties().unwrap_or_default(), crate::kafka::FORWARDING);
+            .set("auto.offset.reset", "earliest");
+        crate::kafka::group_defaults(&mut cc, &cfg.kafka_properties().unwrap_or_default(), crate::kafka::FORWARDING);
         let consumer: Arc<StreamConsumer<Ctx>> =
             Arc::new(cc.create_with_context(Ctx::new(generation.clone(), "agent-states", link.clone()))?);
         let fetched = Fetched::new(consumer.clone());

@@ -208,10 +208,8 @@ impl Intervals {
         cc.set("group.id", group_id(&cfg))
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
-            .set("auto.offset.reset", "earliest")
-            .set("session.timeout.ms", "10000")
-            .set("heartbeat.interval.ms", "1000");
-        crate::kafka::bound_prefetch(&mut cc, &cfg.kafka_properties().unwrap_or_default(), crate::kafka::INTERVALS);
+            .set("auto.offset.reset", "earliest");
+        crate::kafka::group_defaults(&mut cc, &cfg.kafka_properties().unwrap_or_default(), crate::kafka::INTERVALS);
         let consumer: StreamConsumer<Ctx> = cc.create_with_context(
             Ctx::new(generation.clone(), "intervals", link.clone()).rebuilding().stopping_on(shutdown.clone()),
         )?;
