@@ -387,6 +387,32 @@ fn describe(what: &str, v: &[f64], unit: &str, tolerance: f64) -> String {
     format!("{what} median {m:.d$}{unit} [{lo:.d$}-{hi:.d$}] over {} runs{verdict}", v.len())
 }
 
+/// The figures of `consume` runs, each beside a `kcat -C` run.
+#[derive(Default)]
+struct RunFigures {
+    ours: Vec<f64>,
+    steady: Vec<f64>,
+    first: Vec<f64>,
+    kcat: Vec<f64>,
+    ratio: Vec<f64>,
+    rss: Vec<f64>,
+    peak: Vec<f64>,
+}
+
+impl RunFigures {
+    /// One run over `n` records: its first record and end in seconds from start, its kcat rate,
+    /// its RSS at the end and at the peak.
+    fn push(&mut self, n: usize, first: f64, secs: f64, kcat: f64, rss: f64, peak: f64) {
+        self.ours.push(n as f64 / secs);
+        self.steady.push(n as f64 / (secs - first).max(1e-3));
+        self.first.push(first);
+        self.kcat.push(kcat);
+        self.ratio.push(n as f64 / secs / kcat);
+        self.rss.push(rss);
+        self.peak.push(peak);
+    }
+}
+
 /// What a `consume` run counts to know it has read everything.
 #[derive(Clone, Copy)]
 enum Counted {
@@ -456,8 +482,7 @@ fn bench_consume() {
     let (setup, topic, wfm, base) = prefilled("bench-consume", 6, n);
     // One kcat run first, so that neither side meets a cold broker JIT.
     kcat_consume(&setup.brokers, &topic, n, 1);
-    let (mut ours, mut steady, mut first, mut kcat, mut ratio, mut rss, mut peak) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut fig = RunFigures::default();
     // `BENCH_WRAP="valgrind --tool=massif"`, say: one more run first, under that profiler, and
     // left out of the figures.
     if let Ok(wrap) = std::env::var("BENCH_WRAP") {
@@ -467,13 +492,7 @@ fn bench_consume() {
     for run in 0..runs {
         let (f, secs, r, p, _) = consume_run(&setup, &base, run, n, Counted::StatesDelivered, None);
         let k = kcat_consume(&setup.brokers, &topic, n, 1);
-        ours.push(n as f64 / secs);
-        steady.push(n as f64 / (secs - f).max(1e-3));
-        first.push(f);
-        kcat.push(k);
-        ratio.push(n as f64 / secs / k);
-        rss.push(r);
-        peak.push(p);
+        fig.push(n, f, secs, k, r, p);
         eprintln!(
             "  run {run}: {:.0}/s from start, first delivery {f:.2} s, kcat -C {k:.0}/s, RSS {r:.0} MB (peak {p:.0})",
             n as f64 / secs
@@ -482,13 +501,13 @@ fn bench_consume() {
     drop(wfm);
     println!("consume: {n} agent states, decode+dedup+WFM POST+checkpoint and the interval pipeline, {runs} runs each beside a kcat -C run:");
     print_figures(&[
-        ("from process start:", &ours, "/s", 0.25),
-        ("after the first delivery:", &steady, "/s", 0.25),
-        ("kcat -C:", &kcat, "/s", 0.25),
-        ("ratio (each run to its kcat):", &ratio, "", 0.25),
-        ("time to first delivery, warm broker:", &first, " s", 1.0),
-        ("RSS at the end:", &rss, " MB", 0.25),
-        ("peak RSS:", &peak, " MB", 0.25),
+        ("from process start:", &fig.ours, "/s", 0.25),
+        ("after the first delivery:", &fig.steady, "/s", 0.25),
+        ("kcat -C:", &fig.kcat, "/s", 0.25),
+        ("ratio (each run to its kcat):", &fig.ratio, "", 0.25),
+        ("time to first delivery, warm broker:", &fig.first, " s", 1.0),
+        ("RSS at the end:", &fig.rss, " MB", 0.25),
+        ("peak RSS:", &fig.peak, " MB", 0.25),
     ]);
     // A just-started broker of its own, a small topic: time to the first delivery.
     let mut cold = Vec::new();
@@ -681,18 +700,12 @@ fn bench_contacts() {
     wait_ok(&setup.wfm("/sim/state"), Duration::from_secs(30));
     let config = std::fs::read_to_string(setup.config("")).unwrap();
     kcat_consume(&setup.brokers, &topic, n, 1);
-    let (mut ours, mut steady, mut first, mut kcat, mut ratio, mut peak) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut fig = RunFigures::default();
     let mut keys = String::new();
     for run in 0..runs {
-        let (f, secs, _, p, metrics) = consume_run(&setup, &config, run, n, Counted::IntervalRecords, None);
+        let (f, secs, r, p, metrics) = consume_run(&setup, &config, run, n, Counted::IntervalRecords, None);
         let k = kcat_consume(&setup.brokers, &topic, n, 1);
-        ours.push(n as f64 / secs);
-        steady.push(n as f64 / (secs - f).max(1e-3));
-        first.push(f);
-        kcat.push(k);
-        ratio.push(n as f64 / secs / k);
-        peak.push(p);
+        fig.push(n, f, secs, k, r, p);
         keys = format!(
             "{} in memory, {} in sled",
             metric(&metrics, "acd_contact_keys_in_memory"),
@@ -709,12 +722,12 @@ fn bench_contacts() {
          {runs} runs each beside a kcat -C run (dedup keys at the end: {keys}):"
     );
     print_figures(&[
-        ("from process start:", &ours, "/s", 0.25),
-        ("after the first record:", &steady, "/s", 0.25),
-        ("kcat -C:", &kcat, "/s", 0.25),
-        ("ratio (each run to its kcat):", &ratio, "", 0.25),
-        ("time to first record, warm broker:", &first, " s", 1.0),
-        ("peak RSS:", &peak, " MB", 0.25),
+        ("from process start:", &fig.ours, "/s", 0.25),
+        ("after the first record:", &fig.steady, "/s", 0.25),
+        ("kcat -C:", &fig.kcat, "/s", 0.25),
+        ("ratio (each run to its kcat):", &fig.ratio, "", 0.25),
+        ("time to first record, warm broker:", &fig.first, " s", 1.0),
+        ("peak RSS:", &fig.peak, " MB", 0.25),
     ]);
 }
 

@@ -809,8 +809,8 @@ impl Intervals {
         let tag = format!("activity/{}/{}/{}", key.0.name(), key.1, closed.start);
         let mut bodies = requests.activity_bodies(closed.start);
         let (mut sent, mut rest) = (0, &closed.listed[..]);
-        let mut emptied = Some(closed.emptied);
-        loop {
+        let (mut emptied, mut last) = (closed.emptied, false);
+        while !last {
             let lists = if !rest.is_empty() {
                 let Some(Part { book: Book::Agents(book), .. }) = self.parts.get_mut(key) else {
                     // The partition left this instance: its new owner computes the interval.
@@ -820,40 +820,21 @@ impl Intervals {
                 rest = &rest[taken..];
                 lists
             } else {
-                match emptied.take() {
-                    Some(lists) => lists,
-                    None => break,
-                }
+                last = true;
+                std::mem::take(&mut emptied)
             };
-            for list in &lists {
-                let Some((body, agent)) = bodies.push(list) else { continue };
+            let mut ready: Vec<(Vec<u8>, String)> = lists.iter().filter_map(|list| bodies.push(list)).collect();
+            if last {
+                ready.extend(bodies.finish());
+            }
+            for (body, agent) in ready {
                 let mut poster = Poster { pipeline: self, generation };
-                if !requests::send_activity_body(
-                    &mut poster,
-                    &path,
-                    &format!("{tag}/{sent}"),
-                    closed.start,
-                    &body,
-                    &agent,
-                )
-                .await
-                {
+                let tag = format!("{tag}/{sent}");
+                if !requests::send_activity_body(&mut poster, &path, &tag, closed.start, &body, &agent).await {
                     return false;
                 }
                 sent += 1;
             }
-        }
-        if let Some((body, agent)) = bodies.finish() {
-            let mut poster = Poster { pipeline: self, generation };
-            return requests::send_activity_body(
-                &mut poster,
-                &path,
-                &format!("{tag}/{sent}"),
-                closed.start,
-                &body,
-                &agent,
-            )
-            .await;
         }
         true
     }

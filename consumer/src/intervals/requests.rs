@@ -206,7 +206,7 @@ impl ActivityBodies {
         let mut done = None;
         let rows = self.rows;
         if rows > 0 && (rows >= self.max_rows || self.body.len() + item.len() + self.suffix.len() > MAX_REQUEST_BYTES) {
-            done = self.finish_body();
+            done = self.finish();
         }
         if self.rows == 0 {
             self.body.extend_from_slice(&self.prefix);
@@ -220,11 +220,7 @@ impl ActivityBodies {
     }
 
     /// The last body, if any list is left in it.
-    pub fn finish(mut self) -> Option<(Vec<u8>, String)> {
-        self.finish_body()
-    }
-
-    fn finish_body(&mut self) -> Option<(Vec<u8>, String)> {
+    pub fn finish(&mut self) -> Option<(Vec<u8>, String)> {
         if self.rows == 0 {
             return None;
         }
