@@ -441,10 +441,7 @@ fn consume_run(
     let cfg = setup.scratch.file(&format!("config-run-{run}.toml"), &with_properties(text));
     let t = Instant::now();
     let args = ["consume", "--config", cfg.to_str().unwrap()];
-    let mut consumer = match wrap {
-        Some(wrap) => Proc::wrapped("consume", wrap, &args, &setup.scratch.0),
-        None => Proc::start("consume", &args, &setup.scratch.0),
-    };
+    let mut consumer = Proc::launch("consume", wrap, &args, &setup.scratch.0);
     let c = http();
     let mut first: Option<f64> = None;
     poll("the consumer to read everything", Duration::from_secs(1800), || {

@@ -13,7 +13,7 @@ use acd_schemas::wfm::{ActivityJson, AgentActivityEntry, AgentPerformanceRow};
 
 use crate::agent_map::AgentMap;
 use crate::categories::{Categories, Category};
-use crate::cold::{ColdInterval, ColdStore, Kept, Line, MemoryCold, Timed, HOT_INTERVALS};
+use crate::cold::{ColdAgent, ColdInterval, ColdStore, Kept, Line, MemoryCold, Timed, HOT_INTERVALS};
 use crate::grid::{round_seconds, Closing, Grid};
 use crate::sent::{MemorySent, Sent, SentBox, SentStore};
 use crate::Admit;
@@ -450,8 +450,15 @@ impl AgentBook {
     ) -> (Vec<AgentActivityEntry>, usize) {
         let end = self.grid.end_of(start);
         let (mut out, mut taken, mut segments) = (Vec::new(), 0, 0);
-        let mut add = |login: &str, states: &[Timed], texts: &Texts, agents: &AgentMap| {
-            let list: Vec<ActivityJson> = segments_of(texts, states, start, end)
+        let (texts, agents, timelines) = (&self.texts, &self.agents, &self.timelines);
+        let cold = self.hot_from.is_some_and(|h| start < h).then(|| &self.cold.read(start).0);
+        for login in listed {
+            let states = match cold {
+                Some(blob) => blob.agents.get(login).map(ColdAgent::timeline),
+                None => timelines.get(login).map(Line::unpack),
+            }
+            .unwrap_or_default();
+            let list: Vec<ActivityJson> = segments_of(texts, &states, start, end)
                 .map(|((t, kept), next)| ActivityJson {
                     state: texts.texts[kept.code as usize].clone(),
                     start_time: format_millis(*t),
@@ -470,27 +477,8 @@ impl AgentBook {
                     agent_activity: list,
                 });
             }
-            segments < max_segments
-        };
-        let (texts, agents) = (&self.texts, &self.agents);
-        if self.hot_from.is_some_and(|h| start < h) {
-            let blob = &self.cold.read(start).0;
-            for login in listed {
-                let states: Vec<Timed> = blob
-                    .agents
-                    .get(login)
-                    .map(|a| a.in_force.into_iter().chain(a.states.iter().copied()).collect())
-                    .unwrap_or_default();
-                if !add(login, &states, texts, agents) {
-                    break;
-                }
-            }
-        } else {
-            for login in listed {
-                let states = self.timelines.get(login).map(Line::unpack).unwrap_or_default();
-                if !add(login, &states, texts, agents) {
-                    break;
-                }
+            if segments >= max_segments {
+                break;
             }
         }
         (out, taken)
@@ -513,8 +501,7 @@ impl AgentBook {
         };
         if self.hot_from.is_some_and(|h| start < h) {
             for (login, agent) in &self.cold.read(start).0.agents {
-                let states: Vec<Timed> = agent.in_force.into_iter().chain(agent.states.iter().copied()).collect();
-                add(login, &states);
+                add(login, &agent.timeline());
             }
         } else {
             let mut lines: Vec<(&String, &Line)> = self.timelines.iter().collect();

@@ -189,6 +189,11 @@ impl ColdAgent {
     pub fn is_empty(&self) -> bool {
         self.in_force.is_none() && self.states.is_empty()
     }
+
+    /// The state in force at the interval's start, then those inside.
+    pub fn timeline(&self) -> Vec<Timed> {
+        self.in_force.into_iter().chain(self.states.iter().copied()).collect()
+    }
 }
 
 /// One cold interval: by loginId.

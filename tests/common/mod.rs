@@ -237,12 +237,9 @@ impl Proc {
         Proc::launch(name, None, args, log_dir)
     }
 
-    /// [`Proc::start`] under a wrapper command (`wrap`, split at spaces), such as a profiler.
-    pub fn wrapped(name: &str, wrap: &str, args: &[&str], log_dir: &Path) -> Proc {
-        Proc::launch(name, Some(wrap), args, log_dir)
-    }
-
-    fn launch(name: &str, wrap: Option<&str>, args: &[&str], log_dir: &Path) -> Proc {
+    /// [`Proc::start`], under a wrapper command when `wrap` is given (split at spaces), such as
+    /// a profiler.
+    pub fn launch(name: &str, wrap: Option<&str>, args: &[&str], log_dir: &Path) -> Proc {
         let log = log_dir.join(format!("{}.log", unique(name)));
         let file = std::fs::File::create(&log).unwrap();
         let mut words = wrap.unwrap_or_default().split_whitespace();
